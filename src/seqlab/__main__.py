@@ -1,0 +1,5 @@
+"""``python -m seqlab`` runs the CLI."""
+
+from seqlab.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,257 @@
+"""Typed run configuration: one override path (file, then ``--set key=value``).
+
+A run is described by three sections, each a dataclass whose defaults live
+here or beside the component that owns them:
+
+* ``data``  -> :class:`DataConfig`
+* ``model`` -> ``name`` plus the options dataclass the model registers
+  (see :mod:`seqlab.models.registry`)
+* ``train`` -> :class:`TrainConfig`
+
+Unknown keys are rejected with the list of valid ones; values are checked
+and coerced to the annotated type. The resolved config is written next to
+the results as ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from seqlab.errors import SeqlabError
+
+# CLI flags that are shorthands for config keys; used to name the flag in errors.
+FLAG_FOR_KEY = {
+    "data.spec": "--data",
+    "model.name": "--model",
+    "model.hidden_size": "--hidden-size",
+    "model.num_layers": "--num-layers",
+    "model.bidirectional": "--bidirectional",
+    "model.dropout": "--dropout",
+    "train.epochs": "--epochs",
+    "train.batch_size": "--batch-size",
+    "train.lr": "--lr",
+    "train.clip": "--clip",
+    "train.seed": "--seed",
+}
+
+
+def describe_key(key: str) -> str:
+    """``model.hidden_size`` -> ``model.hidden_size (--hidden-size)``."""
+    flag = FLAG_FOR_KEY.get(key)
+    return f"{key} ({flag})" if flag else key
+
+
+def check(condition: bool, key: str, expected: str, found: Any) -> None:
+    if not condition:
+        raise SeqlabError(f"{describe_key(key)}: expected {expected}, got {found!r}")
+
+
+@dataclass
+class DataConfig:
+    """Where the sequences come from and how they are split and scaled.
+
+    Attributes:
+        spec: a built-in name (``digits``), a file (``.npz``, ``.csv``,
+            ``NAME_TRAIN.ts``) or ``aeon:NAME``; ``seqlab datasets`` lists them.
+        val_fraction: share of the training part held out for validation.
+        test_fraction: share held out for testing when the source has no test split.
+        normalize: ``standard`` (z-score), ``minmax`` or ``none``; fitted on
+            the training split only, per feature, over valid (unpadded) steps.
+    """
+
+    spec: str = "digits"
+    val_fraction: float = 0.15
+    test_fraction: float = 0.2
+    normalize: Literal["standard", "minmax", "none"] = "standard"
+
+    def validate(self) -> None:
+        check(bool(self.spec), "data.spec", "a data set name or path", self.spec)
+        check(0.0 < self.val_fraction < 1.0, "data.val_fraction", "a fraction in (0, 1)", self.val_fraction)
+        check(0.0 < self.test_fraction < 1.0, "data.test_fraction", "a fraction in (0, 1)", self.test_fraction)
+
+
+@dataclass
+class TrainConfig:
+    """How the model is optimised (AdamW, best checkpoint on validation loss).
+
+    Attributes:
+        epochs: maximum number of passes over the training split.
+        batch_size: sequences per optimisation step.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        clip: gradient-norm clipping threshold (0 disables it).
+        patience: epochs without validation-loss improvement before stopping
+            early (0 disables early stopping).
+        seed: seeds the split, the initial weights and the batch order.
+        accelerator: Lightning accelerator (``cpu``, ``gpu``, ``auto``).
+        devices: Lightning devices (``1``, ``auto``, or a count for DDP).
+        threads: CPU threads for torch (0 keeps torch's default).
+    """
+
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    clip: float = 1.0
+    patience: int = 10
+    seed: int = 0
+    accelerator: str = "cpu"
+    devices: str = "1"
+    threads: int = 0
+
+    def validate(self) -> None:
+        check(self.epochs >= 1, "train.epochs", "an integer >= 1", self.epochs)
+        check(self.batch_size >= 1, "train.batch_size", "an integer >= 1", self.batch_size)
+        check(math.isfinite(self.lr) and self.lr > 0, "train.lr", "a positive learning rate", self.lr)
+        check(self.weight_decay >= 0, "train.weight_decay", "a value >= 0", self.weight_decay)
+        check(self.clip >= 0, "train.clip", "a value >= 0 (0 disables clipping)", self.clip)
+        check(self.patience >= 0, "train.patience", "an integer >= 0", self.patience)
+        check(self.threads >= 0, "train.threads", "an integer >= 0", self.threads)
+
+
+@dataclass
+class RunConfig:
+    """The whole description of a training run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "gru"})
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data": dataclasses.asdict(self.data),
+            "model": dict(self.model),
+            "train": dataclasses.asdict(self.train),
+        }
+
+
+# ----------------------------------------------------------------------------
+# Building dataclasses from plain dicts, with checks
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, key)
+            except SeqlabError as error:
+                errors.append(str(error))
+        raise SeqlabError(errors[0] if errors else f"{describe_key(key)}: unexpected value {value!r}")
+    if origin is Literal:
+        allowed = typing.get_args(annotation)
+        check(value in allowed, key, "one of " + ", ".join(map(str, allowed)), value)
+        return value
+    if annotation is bool:
+        check(isinstance(value, bool), key, "true or false", value)
+        return value
+    if annotation is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        check(ok, key, "an integer", value)
+        return value
+    if annotation is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        check(ok, key, "a number", value)
+        return float(value)
+    if annotation is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        check(isinstance(value, str), key, "a string", value)
+        return value
+    if origin in (list, tuple):
+        check(isinstance(value, (list, tuple)), key, "a list", value)
+        (item_type, *_) = typing.get_args(annotation) or (Any,)
+        return [_coerce(item, item_type, f"{key}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        check(isinstance(value, dict), key, "a mapping", value)
+        return dict(value)
+    return value
+
+
+def from_dict(cls: type, values: dict[str, Any] | None, section: str) -> Any:
+    """Build dataclass ``cls`` from ``values``, rejecting unknown keys."""
+    values = {} if values is None else values
+    if not isinstance(values, dict):
+        raise SeqlabError(f"{section}: expected a mapping of keys to values, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise SeqlabError(
+            f"unknown key {section}.{unknown[0]}; valid keys for {section}: {', '.join(names)}"
+        )
+    kwargs = {name: _coerce(values[name], hints[name], f"{section}.{name}") for name in values}
+    obj = cls(**kwargs)
+    if hasattr(obj, "validate"):
+        obj.validate()
+    return obj
+
+
+# ----------------------------------------------------------------------------
+# Files and overrides
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise SeqlabError(f"config file {path}: not found")
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise SeqlabError(f"config file {path}: not valid YAML ({error})") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise SeqlabError(f"config file {path}: expected a mapping with data/model/train sections, got {type(tree).__name__}")
+    unknown = sorted(set(tree) - {"data", "model", "train"})
+    if unknown:
+        raise SeqlabError(f"config file {path}: unknown section {unknown[0]!r}; valid sections: data, model, train")
+    return tree
+
+
+def apply_override(tree: dict[str, Any], assignment: str) -> None:
+    """Apply ``section.key=value`` to ``tree``; the value is read as YAML."""
+    if "=" not in assignment:
+        raise SeqlabError(f"--set {assignment!r}: expected KEY=VALUE such as model.hidden_size=64")
+    key, raw = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    if len(parts) != 2 or parts[0] not in ("data", "model", "train") or not parts[1]:
+        raise SeqlabError(f"--set {assignment!r}: expected a key of the form data.X, model.X or train.X, got {key!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    section = tree.setdefault(parts[0], {})
+    if section is None:
+        section = tree[parts[0]] = {}
+    section[parts[1]] = value
+
+
+def resolve_config(tree: dict[str, Any]) -> RunConfig:
+    """Check a config tree and fill in every default, the model's included."""
+    from seqlab.models.registry import resolve_model_options
+
+    data = from_dict(DataConfig, tree.get("data"), "data")
+    train = from_dict(TrainConfig, tree.get("train"), "train")
+    model = resolve_model_options(tree.get("model") or {})
+    return RunConfig(data=data, model=model, train=train)
+
+
+def config_to_yaml(config: RunConfig) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

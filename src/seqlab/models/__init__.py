@@ -1,0 +1,33 @@
+"""The model zoo: plain ``nn.Module`` classes, registered by name.
+
+>>> from seqlab.models import build_model
+>>> model = build_model("bigru", input_size=8, output_size=10, hidden_size=64)
+"""
+
+from seqlab.models.recurrent import (
+    GRUModel,
+    LSTMModel,
+    RecurrentEncoder,
+    RecurrentModel,
+    RNNModel,
+)
+from seqlab.models.registry import (
+    build_model,
+    count_parameters,
+    get_model_entry,
+    model_names,
+    resolve_model_options,
+)
+
+__all__ = [
+    "GRUModel",
+    "LSTMModel",
+    "RNNModel",
+    "RecurrentEncoder",
+    "RecurrentModel",
+    "build_model",
+    "count_parameters",
+    "get_model_entry",
+    "model_names",
+    "resolve_model_options",
+]

@@ -1,0 +1,54 @@
+"""Sequence heads: turn per-step features (B, T, C) into one vector per sequence.
+
+Symbols: B batch, T time steps, C feature width of the encoder output.
+Every pool respects ``lengths``: padded steps never contribute.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+POOLINGS = ("last", "mean", "attention")
+
+
+def step_mask(lengths: torch.Tensor | None, batch: int, steps: int, device) -> torch.Tensor:
+    """(B, T) bool mask, True on valid steps."""
+    if lengths is None:
+        return torch.ones(batch, steps, dtype=torch.bool, device=device)
+    positions = torch.arange(steps, device=device)  # (T,)
+    return positions[None, :] < lengths.to(device)[:, None]  # (B, T)
+
+
+def masked_mean(outputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over valid steps: (B, T, C), (B, T) -> (B, C)."""
+    weights = mask.to(outputs.dtype).unsqueeze(-1)  # (B, T, 1)
+    total = (outputs * weights).sum(dim=1)  # (B, C)
+    return total / weights.sum(dim=1).clamp_min(1.0)
+
+
+class AdditiveAttention(nn.Module):
+    """Additive (Bahdanau) attention pooling over time.
+
+    .. math::
+        e_t = v^\\top \\tanh(W o_t + b), \\qquad
+        \\alpha = \\mathrm{softmax}_{t \\in \\text{valid}}(e), \\qquad
+        s = \\sum_t \\alpha_t o_t
+
+    Padded steps get weight exactly zero. The weights of the last call are
+    kept in :attr:`last_weights` (B, T) for plotting.
+    """
+
+    def __init__(self, features: int, attention_size: int | None = None):
+        super().__init__()
+        attention_size = attention_size or features
+        self.project = nn.Linear(features, attention_size)
+        self.score = nn.Linear(attention_size, 1, bias=False)
+        self.last_weights: torch.Tensor | None = None
+
+    def forward(self, outputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        energy = self.score(torch.tanh(self.project(outputs))).squeeze(-1)  # (B, T)
+        energy = energy.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(energy, dim=1)  # (B, T), zero where masked
+        self.last_weights = weights.detach()
+        return torch.bmm(weights.unsqueeze(1), outputs).squeeze(1)  # (B, C)

@@ -1,0 +1,245 @@
+"""RNN, GRU and LSTM sequence models: a recurrent encoder plus a head.
+
+Symbols used in shape comments:
+    B batch, T time steps, F input features, H hidden size,
+    P output width of one direction (H, or proj_size for a projected LSTM),
+    D directions (1 or 2), L layers, C outputs (classes or targets).
+
+The recurrences are PyTorch's (``torch.nn.RNN/GRU/LSTM``), so parameter
+names and shapes are ``weight_ih_l{k}[_reverse]`` etc. and a state_dict
+moves to and from ``torch.nn`` unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from seqlab.config import check
+from seqlab.models.pooling import AdditiveAttention, masked_mean, step_mask
+from seqlab.models.registry import register_model
+
+RNN_CLASSES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+def check_inputs(x: torch.Tensor, lengths: torch.Tensor | None, input_size: int) -> None:
+    """Raise ``ValueError`` naming what was expected and what was found."""
+    if x.dim() != 3 or x.shape[-1] != input_size:
+        raise ValueError(f"expected input of shape (B, T, {input_size}), got {tuple(x.shape)}")
+    if x.shape[1] == 0:
+        raise ValueError("expected at least one time step, got T=0")
+    if lengths is not None:
+        if lengths.dim() != 1 or lengths.shape[0] != x.shape[0]:
+            raise ValueError(f"expected lengths of shape ({x.shape[0]},), got {tuple(lengths.shape)}")
+        if int(lengths.min()) < 1 or int(lengths.max()) > x.shape[1]:
+            raise ValueError(
+                f"expected lengths in 1..{x.shape[1]}, got min {int(lengths.min())} max {int(lengths.max())}"
+            )
+
+
+class RecurrentEncoder(nn.Module):
+    """A stack of RNN, GRU or LSTM layers over batch-first input (B, T, F).
+
+    Variable-length batches are packed, so padding never enters the
+    recurrence, and the final state of each direction is taken at the right
+    step: the forward direction's after step ``length - 1``, the backward
+    direction's after step 0 (having read the whole sequence).
+
+    Args:
+        mode: ``rnn``, ``gru`` or ``lstm``.
+        input_size: F.
+        hidden_size: H.
+        num_layers: L.
+        dropout: dropout between stacked layers (ignored when L = 1).
+        bidirectional: run a second, reversed recurrence (D = 2).
+        nonlinearity: ``tanh`` or ``relu`` (``rnn`` only).
+        proj_size: LSTM output projection P < H (0: none).
+
+    Shapes:
+        ``forward(x (B, T, F), lengths (B,) | None, state | None)`` returns
+        ``outputs (B, T, D*P)`` (zero on padded steps), ``final (B, D*P)``
+        (the top layer's final states, directions concatenated) and the full
+        ``state`` (``h_n (D*L, B, P)``, plus ``c_n (D*L, B, H)`` for LSTM).
+    """
+
+    def __init__(
+        self,
+        mode: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        nonlinearity: str = "tanh",
+        proj_size: int = 0,
+    ):
+        super().__init__()
+        if mode not in RNN_CLASSES:
+            raise ValueError(f"expected mode in {list(RNN_CLASSES)}, got {mode!r}")
+        kwargs = dict(
+            input_size=input_size,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            dropout=dropout if num_layers > 1 else 0.0,
+            bidirectional=bidirectional,
+            batch_first=True,
+        )
+        if mode == "rnn":
+            kwargs["nonlinearity"] = nonlinearity
+        if mode == "lstm" and proj_size:
+            kwargs["proj_size"] = proj_size
+        self.mode = mode
+        self.input_size = input_size
+        self.num_layers = num_layers
+        self.num_directions = 2 if bidirectional else 1
+        self.step_size = proj_size if (mode == "lstm" and proj_size) else hidden_size  # P
+        self.output_size = self.num_directions * self.step_size  # D*P
+        self.rnn = RNN_CLASSES[mode](**kwargs)
+
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None, state: State | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, State]:
+        check_inputs(x, lengths, self.input_size)
+        batch, steps, _ = x.shape
+        if lengths is None:
+            outputs, state = self.rnn(x, state)  # (B, T, D*P)
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            packed_out, state = self.rnn(packed, state)
+            outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=steps)  # (B, T, D*P)
+        h_n = state[0] if isinstance(state, tuple) else state  # (L*D, B, P)
+        top = h_n.view(self.num_layers, self.num_directions, batch, self.step_size)[-1]  # (D, B, P)
+        final = top.transpose(0, 1).reshape(batch, self.output_size)  # (B, D*P)
+        return outputs, final, state
+
+
+class RecurrentModel(nn.Module):
+    """A recurrent encoder followed by a head.
+
+    Heads:
+        ``last``: the final state of each direction (forward after the last
+        valid step, backward after the first), concatenated: (B, D*P).
+        ``mean``: the mean of the outputs over valid steps.
+        ``attention``: additive attention over valid steps.
+        ``step``: one output per time step, (B, T, C).
+
+    ``forward(x (B, T, F), lengths (B,) | None) -> (B, C)``, or (B, T, C)
+    for the ``step`` head.
+    """
+
+    cell = "gru"
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        head: str = "last",
+        head_dropout: float = 0.0,
+        nonlinearity: str = "tanh",
+        proj_size: int = 0,
+    ):
+        super().__init__()
+        self.encoder = RecurrentEncoder(
+            self.cell, input_size, hidden_size, num_layers, dropout, bidirectional, nonlinearity, proj_size
+        )
+        features = self.encoder.output_size  # D*P
+        self.head = head
+        self.attention = AdditiveAttention(features) if head == "attention" else None
+        self.dropout = nn.Dropout(head_dropout)
+        self.fc = nn.Linear(features, output_size)
+
+    @property
+    def per_step(self) -> bool:
+        return self.head == "step"
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        outputs, final, _ = self.encoder(x, lengths)  # (B, T, D*P), (B, D*P)
+        if self.head == "step":
+            return self.fc(self.dropout(outputs))  # (B, T, C)
+        if self.head == "last":
+            pooled = final
+        else:
+            mask = step_mask(lengths, x.shape[0], x.shape[1], x.device)  # (B, T)
+            pooled = masked_mean(outputs, mask) if self.head == "mean" else self.attention(outputs, mask)
+        return self.fc(self.dropout(pooled))  # (B, C)
+
+
+class RNNModel(RecurrentModel):
+    """Elman RNN: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)."""
+
+    cell = "rnn"
+
+
+class GRUModel(RecurrentModel):
+    """GRU (gate order r, z, n; h_t = (1 - z) * n + z * h_{t-1})."""
+
+    cell = "gru"
+
+
+class LSTMModel(RecurrentModel):
+    """LSTM (gate order i, f, g, o; optional output projection)."""
+
+    cell = "lstm"
+
+
+@dataclass
+class RecurrentOptions:
+    """Options shared by the ``rnn``, ``gru`` and ``lstm`` models.
+
+    Attributes:
+        hidden_size: H, the width of the recurrent state.
+        num_layers: stacked recurrent layers.
+        dropout: dropout between stacked layers.
+        bidirectional: read the sequence both ways; the head sees both.
+        head: ``last``, ``mean``, ``attention`` or ``step``.
+        head_dropout: dropout before the output layer.
+    """
+
+    hidden_size: int = 128
+    num_layers: int = 1
+    dropout: float = 0.0
+    bidirectional: bool = False
+    head: Literal["last", "mean", "attention", "step"] = "last"
+    head_dropout: float = 0.0
+
+    def validate(self) -> None:
+        check(self.hidden_size >= 1, "model.hidden_size", "a positive integer", self.hidden_size)
+        check(self.num_layers >= 1, "model.num_layers", "a positive integer", self.num_layers)
+        check(0.0 <= self.dropout < 1.0, "model.dropout", "a probability in [0, 1)", self.dropout)
+        check(0.0 <= self.head_dropout < 1.0, "model.head_dropout", "a probability in [0, 1)", self.head_dropout)
+
+
+@dataclass
+class RNNOptions(RecurrentOptions):
+    """Attributes: nonlinearity: ``tanh`` or ``relu``."""
+
+    nonlinearity: Literal["tanh", "relu"] = "tanh"
+
+
+@dataclass
+class LSTMOptions(RecurrentOptions):
+    """Attributes: proj_size: LSTM output projection P (0: none; else 0 < P < H)."""
+
+    proj_size: int = 0
+
+    def validate(self) -> None:
+        super().validate()
+        ok = self.proj_size == 0 or 0 < self.proj_size < self.hidden_size
+        check(ok, "model.proj_size", f"0 or an integer in 1..{self.hidden_size - 1}", self.proj_size)
+
+
+_TASKS = ("classification",)
+register_model("rnn", RNNModel, RNNOptions, _TASKS, "Elman RNN (tanh or relu)")
+register_model("gru", GRUModel, RecurrentOptions, _TASKS, "gated recurrent unit")
+register_model("lstm", LSTMModel, LSTMOptions, _TASKS, "long short-term memory, optional proj_size")
+register_model("bigru", GRUModel, RecurrentOptions, _TASKS, "bidirectional GRU", bidirectional=True)
+register_model("bilstm", LSTMModel, LSTMOptions, _TASKS, "bidirectional LSTM", bidirectional=True)

@@ -1,0 +1,100 @@
+"""The model zoo's registry: name -> builder, options dataclass, tasks.
+
+A model is registered with :func:`register_model`; its options dataclass
+holds the defaults (beside the model that owns them). ``seqlab models``
+prints this table, and configs name a model by its registered name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from torch import nn
+
+from seqlab.errors import SeqlabError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model.
+
+    Attributes:
+        name: the name configs and the CLI use.
+        builder: ``builder(input_size, output_size, **options) -> nn.Module``.
+        options: dataclass of the model's options and their defaults.
+        tasks: tasks the model serves (``classification``, ...).
+        summary: one line for ``seqlab models``.
+        preset: option values that differ from the dataclass defaults
+            (``bigru`` is ``gru`` with ``bidirectional=True``).
+    """
+
+    name: str
+    builder: Callable[..., nn.Module]
+    options: type
+    tasks: tuple[str, ...]
+    summary: str
+    preset: dict[str, Any] = field(default_factory=dict)
+
+    def defaults(self) -> dict[str, Any]:
+        values = {f.name: f.default for f in dataclasses.fields(self.options)}
+        values.update(self.preset)
+        return values
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str,
+    builder: Callable[..., nn.Module],
+    options: type,
+    tasks: tuple[str, ...],
+    summary: str,
+    **preset: Any,
+) -> None:
+    if name in _REGISTRY:
+        raise ValueError(f"model {name!r} is already registered")
+    _REGISTRY[name] = ModelEntry(name, builder, options, tasks, summary, preset)
+
+
+def model_names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    if name not in _REGISTRY:
+        raise SeqlabError(
+            f"model.name (--model): unknown model {name!r}; valid models: {', '.join(_REGISTRY)}"
+        )
+    return _REGISTRY[name]
+
+
+def resolve_model_options(values: dict[str, Any]) -> dict[str, Any]:
+    """``{"name": "bigru", "hidden_size": 32}`` -> every option of bigru, checked."""
+    from seqlab.config import from_dict
+
+    if not isinstance(values, dict):
+        raise SeqlabError(f"model: expected a mapping with a name and options, got {values!r}")
+    values = dict(values)
+    name = values.pop("name", "gru")
+    entry = get_model_entry(str(name))
+    merged = {**entry.preset, **values}
+    options = from_dict(entry.options, merged, "model")
+    return {"name": entry.name, **dataclasses.asdict(options)}
+
+
+def build_model(name: str, input_size: int, output_size: int, **options: Any) -> nn.Module:
+    """Build a registered model: ``build_model("gru", 8, 10, hidden_size=64)``.
+
+    Options not given take the model's defaults; unknown options are an error.
+    """
+    resolved = resolve_model_options({"name": name, **options})
+    resolved.pop("name")
+    entry = get_model_entry(name)
+    return entry.builder(input_size, output_size, **resolved)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

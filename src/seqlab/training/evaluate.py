@@ -1,0 +1,41 @@
+"""Predictions and classification metrics for a trained model."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from torch import nn
+
+from seqlab.data.dataset import SequenceSet
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, data: SequenceSet, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities (N, C) for every sequence of ``data``."""
+    model.eval()
+    variable = data.lengths is not None
+    chunks = []
+    for start in range(0, len(data), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(data.X[start : start + batch_size]))  # (B, T, F)
+        lengths = None
+        if variable:
+            lengths = torch.from_numpy(data.lengths[start : start + batch_size])  # (B,)
+            x = x[:, : int(lengths.max())]
+        logits = model(x, lengths)  # (B, C)
+        chunks.append(torch.softmax(logits.float(), dim=-1).numpy())
+    return np.concatenate(chunks, axis=0)
+
+
+def classification_metrics(probabilities: np.ndarray, y: np.ndarray, num_classes: int) -> dict:
+    """Accuracy, macro-F1, mean cross-entropy and the confusion matrix (rows: true)."""
+    predicted = probabilities.argmax(axis=1)
+    labels = list(range(num_classes))
+    picked = probabilities[np.arange(len(y)), y]
+    return {
+        "accuracy": float(accuracy_score(y, predicted)),
+        "macro_f1": float(f1_score(y, predicted, labels=labels, average="macro", zero_division=0)),
+        "loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()),
+        "n": int(len(y)),
+        "confusion_matrix": confusion_matrix(y, predicted, labels=labels).astype(int).tolist(),
+    }
