@@ -113,9 +113,9 @@ def encode_labels(raw: np.ndarray, source: str, class_names: list[str] | None = 
             raise SeqlabError(f"{source}: labels contain NaN or Inf")
         if np.all(raw == np.round(raw)):
             raw = raw.astype(np.int64)
-    as_text = np.array([str(v) for v in raw])
+    as_text = [str(v) for v in raw]
     if class_names is None:
-        class_names = sorted(set(as_text.tolist()), key=label_sort_key)
+        class_names = sorted(set(as_text), key=label_sort_key)
     lookup = {name: i for i, name in enumerate(class_names)}
     missing = sorted(set(as_text) - set(lookup))
     if missing:

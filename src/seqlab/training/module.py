@@ -15,6 +15,8 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -140,3 +142,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
         save_torch(Path(path), checkpoint)
+
+
+class EpochProgressBar(TQDMProgressBar):
+    """One bar per training epoch with the validation metrics beside it; no validation bar."""
+
+    def init_validation_tqdm(self):
+        return Tqdm(disable=True)

@@ -6,6 +6,7 @@ The CLI's ``seqlab train`` is a thin wrapper around :func:`train`.
 from __future__ import annotations
 
 import logging
+import signal
 import time
 import warnings
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*number of training batches.*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # resuming reuses checkpoints/
 
 
 def prepare_bundle(config: RunConfig) -> tuple[DataBundle, Normalizer]:
@@ -54,17 +56,33 @@ def prepare_bundle(config: RunConfig) -> tuple[DataBundle, Normalizer]:
     return bundle, normalizer
 
 
-def train(config: RunConfig, out: str | Path, overwrite: bool = False, quiet: bool = False) -> TrainResult:
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl+C; ``checkpoints/last.ckpt`` holds the last finished epoch."""
+
+
+def train(
+    config: RunConfig,
+    out: str | Path,
+    overwrite: bool = False,
+    quiet: bool = False,
+    callbacks: list[Any] | None = None,
+) -> TrainResult:
     """Train ``config`` into run folder ``out`` and return its metrics.
 
     An interrupted run (same config, no ``metrics.json`` yet) resumes from
     ``out/checkpoints/last.ckpt``; a folder with a different run is refused
-    unless ``overwrite``.
+    unless ``overwrite``. ``callbacks`` are extra Lightning callbacks.
     """
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from seqlab.training.module import AtomicCheckpointIO, ClassificationModule, HistoryWriter, make_loader
+    from seqlab.training.module import (
+        AtomicCheckpointIO,
+        ClassificationModule,
+        EpochProgressBar,
+        HistoryWriter,
+        make_loader,
+    )
 
     out = Path(out)
     config_yaml = config_to_yaml(config)
@@ -86,7 +104,9 @@ def train(config: RunConfig, out: str | Path, overwrite: bool = False, quiet: bo
     checkpoint_dir = out / "checkpoints"
     checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, filename="best-{epoch:03d}", monitor="val_loss",
                                  mode="min", save_top_k=1, save_last=True)
-    callbacks: list[Any] = [checkpoint, HistoryWriter(out / "history.csv")]
+    callbacks = [checkpoint, HistoryWriter(out / "history.csv"), *(callbacks or [])]
+    if not quiet:
+        callbacks.append(EpochProgressBar())
     if config.train.patience:
         callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=config.train.patience))
     trainer = pl.Trainer(
@@ -106,8 +126,17 @@ def train(config: RunConfig, out: str | Path, overwrite: bool = False, quiet: bo
     train_loader = make_loader(bundle.train, config.train.batch_size, shuffle=True, seed=config.train.seed)
     val_loader = make_loader(bundle.val, 512, shuffle=False)
     started = time.perf_counter()
-    trainer.fit(module, train_loader, val_loader,
-                ckpt_path=str(checkpoint_dir / "last.ckpt") if resume else None, weights_only=True)
+    if resume and not quiet:
+        print(f"Resuming the interrupted run in {out} from {checkpoint_dir / 'last.ckpt'}", flush=True)
+    try:
+        trainer.fit(module, train_loader, val_loader,
+                    ckpt_path=str(checkpoint_dir / "last.ckpt") if resume else None, weights_only=True)
+    except SystemExit:
+        # Lightning turns Ctrl+C into a graceful shutdown plus sys.exit(1); keep it an interruption.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if trainer.interrupted:
+            raise TrainingInterrupted(f"training interrupted after {len(module.history)} epochs") from None
+        raise
     train_seconds = time.perf_counter() - started
 
     best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)

@@ -1,0 +1,140 @@
+"""Recurrent zoo models: packing, bidirectional final states, heads, checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from seqlab.errors import SeqlabError
+from seqlab.models import build_model, count_parameters
+from seqlab.models.recurrent import RecurrentEncoder
+
+RECURRENT = [
+    ("rnn", {}),
+    ("rnn", {"nonlinearity": "relu", "num_layers": 2}),
+    ("gru", {"num_layers": 2}),
+    ("lstm", {}),
+    ("lstm", {"proj_size": 3, "num_layers": 2}),
+    ("bigru", {}),
+    ("bigru", {"num_layers": 2}),
+    ("bilstm", {"proj_size": 4}),
+    ("bilstm", {"num_layers": 2}),
+]
+HEADS = ["last", "mean", "attention", "step"]
+
+
+@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("name,options", RECURRENT)
+def test_padded_packed_batch_matches_each_sequence_alone(name, options, head):
+    torch.manual_seed(1)
+    model = build_model(name, 5, 3, hidden_size=7, head=head, **options).double().eval()
+    lengths = torch.tensor([6, 2, 4, 1])
+    x = torch.randn(4, 6, 5, dtype=torch.float64)
+    x[torch.arange(6)[None, :] >= lengths[:, None]] = 99.0  # padding must never be read
+    batched = model(x, lengths)
+    for i, length in enumerate(lengths.tolist()):
+        alone = model(x[i : i + 1, :length])
+        if head == "step":
+            torch.testing.assert_close(batched[i, :length], alone[0], rtol=1e-10, atol=1e-10)
+        else:
+            torch.testing.assert_close(batched[i], alone[0], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("mode", ["rnn", "gru", "lstm"])
+def test_bidirectional_final_state_matches_two_one_way_runs(mode):
+    """forward half = state after the last valid step; backward half = after reading all of it reversed."""
+    torch.manual_seed(2)
+    encoder = RecurrentEncoder(mode, 4, 6, bidirectional=True).double()
+    cls = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[mode]
+    forward_rnn = cls(4, 6, batch_first=True).double()
+    backward_rnn = cls(4, 6, batch_first=True).double()
+    weights = encoder.rnn.state_dict()
+    forward_rnn.load_state_dict({k: v for k, v in weights.items() if not k.endswith("_reverse")})
+    backward_rnn.load_state_dict({k.removesuffix("_reverse"): v for k, v in weights.items() if k.endswith("_reverse")})
+    lengths = torch.tensor([5, 3])
+    x = torch.randn(2, 5, 4, dtype=torch.float64)
+    _, final, _ = encoder(x, lengths)
+    assert final.shape == (2, 12)
+    for i, length in enumerate(lengths.tolist()):
+        seq = x[i : i + 1, :length]
+        out_f, _ = forward_rnn(seq)
+        out_b, _ = backward_rnn(torch.flip(seq, dims=[1]))
+        torch.testing.assert_close(final[i, :6], out_f[0, -1])
+        torch.testing.assert_close(final[i, 6:], out_b[0, -1])
+
+
+def test_encoder_parameters_use_torch_names_and_move_both_ways():
+    model = build_model("bilstm", 3, 2, hidden_size=5, num_layers=2, proj_size=2)
+    names = set(model.encoder.rnn.state_dict())
+    assert {"weight_ih_l0", "weight_hh_l1_reverse", "weight_hr_l0", "bias_hh_l1"} <= names
+    reference = nn.LSTM(3, 5, num_layers=2, proj_size=2, bidirectional=True, batch_first=True)
+    reference.load_state_dict(model.encoder.rnn.state_dict())
+    x = torch.randn(2, 4, 3)
+    torch.testing.assert_close(reference(x)[0], model.encoder(x)[0])
+
+
+def test_bidirectional_head_sees_both_directions():
+    model = build_model("bilstm", 8, 4, hidden_size=16)
+    assert model.fc.in_features == 32  # 2H, not H
+    projected = build_model("bilstm", 8, 4, hidden_size=16, proj_size=5)
+    assert projected.fc.in_features == 10
+
+
+def test_parameter_count_matches_formula():
+    model = build_model("gru", 8, 10, hidden_size=16)
+    gru = 3 * (16 * 8 + 16 * 16 + 2 * 16)
+    assert count_parameters(model) == gru + 16 * 10 + 10
+
+
+def test_attention_weights_sum_to_one_on_valid_steps_and_zero_on_padding():
+    model = build_model("bigru", 3, 2, hidden_size=4, head="attention").eval()
+    lengths = torch.tensor([5, 2, 3])
+    model(torch.randn(3, 5, 3), lengths)
+    weights = model.attention.last_weights
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(3))
+    mask = torch.arange(5)[None, :] >= lengths[:, None]
+    assert torch.all(weights[mask] == 0)
+
+
+def test_model_gradients_match_finite_differences():
+    torch.manual_seed(3)
+    model = build_model("bilstm", 2, 2, hidden_size=3, head="mean").double()
+    x = torch.randn(2, 4, 2, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([4, 2])
+    assert torch.autograd.gradcheck(lambda inp: model(inp, lengths), (x,))
+
+
+@pytest.mark.parametrize(
+    "x_shape,lengths,message",
+    [
+        ((2, 4, 3), None, r"expected input of shape \(B, T, 5\), got \(2, 4, 3\)"),
+        ((2, 4), None, r"expected input of shape \(B, T, 5\)"),
+        ((2, 4, 5), [0, 3], r"expected lengths in 1..4, got min 0"),
+        ((2, 4, 5), [5, 3], r"expected lengths in 1..4, got min 3 max 5"),
+        ((2, 4, 5), [3], r"expected lengths of shape \(2,\)"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(x_shape, lengths, message):
+    model = build_model("gru", 5, 2, hidden_size=4)
+    with pytest.raises(ValueError, match=message):
+        model(torch.randn(*x_shape), None if lengths is None else torch.tensor(lengths))
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"hidden_size": 0}, r"model.hidden_size \(--hidden-size\): expected a positive integer, got 0"),
+        ({"proj_size": 9, "hidden_size": 8}, r"model.proj_size: expected 0 or an integer in 1..7, got 9"),
+        ({"hiden_size": 8}, r"unknown key model.hiden_size; valid keys for model: hidden_size"),
+        ({"head": "max"}, r"model.head: expected one of last, mean, attention, step, got 'max'"),
+    ],
+)
+def test_bad_options_are_refused(options, message):
+    with pytest.raises(SeqlabError, match=message):
+        build_model("lstm", 3, 2, **options)
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(SeqlabError, match=r"unknown model 'transformer'; valid models: rnn, gru, lstm, bigru, bilstm"):
+        build_model("transformer", 3, 2)
