@@ -149,3 +149,14 @@ class EpochProgressBar(TQDMProgressBar):
 
     def init_validation_tqdm(self):
         return Tqdm(disable=True)
+
+
+class EpochPrinter(pl.Callback):
+    """One line per epoch, for logs and pipes where a progress bar would be noise."""
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if pl_module.history:
+            row = pl_module.history[-1]
+            print(f"epoch {row['epoch']}/{trainer.max_epochs} train_loss={row['train_loss']:.4f} "
+                  f"val_loss={row['val_loss']:.4f} val_accuracy={row['val_accuracy']:.4f} "
+                  f"({row['seconds']:.1f}s)", flush=True)

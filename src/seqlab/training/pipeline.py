@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -79,6 +80,7 @@ def train(
     from seqlab.training.module import (
         AtomicCheckpointIO,
         ClassificationModule,
+        EpochPrinter,
         EpochProgressBar,
         HistoryWriter,
         make_loader,
@@ -105,8 +107,9 @@ def train(
     checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, filename="best-{epoch:03d}", monitor="val_loss",
                                  mode="min", save_top_k=1, save_last=True)
     callbacks = [checkpoint, HistoryWriter(out / "history.csv"), *(callbacks or [])]
+    interactive = sys.stdout.isatty()
     if not quiet:
-        callbacks.append(EpochProgressBar())
+        callbacks.append(EpochProgressBar() if interactive else EpochPrinter())
     if config.train.patience:
         callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=config.train.patience))
     trainer = pl.Trainer(
@@ -118,7 +121,7 @@ def train(
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
         logger=False,
-        enable_progress_bar=not quiet,
+        enable_progress_bar=not quiet and interactive,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=out,
