@@ -20,10 +20,12 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqlab.config import check
+from seqlab.kernels import fast_rnn
 from seqlab.models.pooling import AdditiveAttention, masked_mean, step_mask
 from seqlab.models.registry import register_model
 
 RNN_CLASSES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+BACKENDS = ("torch", "fast")
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
@@ -59,6 +61,10 @@ class RecurrentEncoder(nn.Module):
         bidirectional: run a second, reversed recurrence (D = 2).
         nonlinearity: ``tanh`` or ``relu`` (``rnn`` only).
         proj_size: LSTM output projection P < H (0: none).
+        backend: ``torch`` (``torch.nn``'s kernels) or ``fast`` (seqlab's
+            compiled CPU loops, :mod:`seqlab.kernels`; float32 on CPU without
+            proj_size, anything else runs on ``torch``). Both use the same
+            parameters, so the backend can be switched on a trained model.
 
     Shapes:
         ``forward(x (B, T, F), lengths (B,) | None, state | None)`` returns
@@ -77,8 +83,11 @@ class RecurrentEncoder(nn.Module):
         bidirectional: bool = False,
         nonlinearity: str = "tanh",
         proj_size: int = 0,
+        backend: str = "torch",
     ):
         super().__init__()
+        if backend not in BACKENDS:
+            raise ValueError(f"expected backend in {BACKENDS}, got {backend!r}")
         if mode not in RNN_CLASSES:
             raise ValueError(f"expected mode in {list(RNN_CLASSES)}, got {mode!r}")
         kwargs = dict(
@@ -94,6 +103,7 @@ class RecurrentEncoder(nn.Module):
         if mode == "lstm" and proj_size:
             kwargs["proj_size"] = proj_size
         self.mode = mode
+        self.backend = backend
         self.input_size = input_size
         self.num_layers = num_layers
         self.num_directions = 2 if bidirectional else 1
@@ -106,7 +116,9 @@ class RecurrentEncoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, State]:
         check_inputs(x, lengths, self.input_size)
         batch, steps, _ = x.shape
-        if lengths is None:
+        if self.backend == "fast" and fast_rnn.supports(self.rnn, x) is None:
+            outputs, state = fast_rnn.fast_forward(self.rnn, x, lengths, state)  # (B, T, D*P)
+        elif lengths is None:
             outputs, state = self.rnn(x, state)  # (B, T, D*P)
         else:
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
@@ -146,10 +158,11 @@ class RecurrentModel(nn.Module):
         head_dropout: float = 0.0,
         nonlinearity: str = "tanh",
         proj_size: int = 0,
+        backend: str = "torch",
     ):
         super().__init__()
         self.encoder = RecurrentEncoder(
-            self.cell, input_size, hidden_size, num_layers, dropout, bidirectional, nonlinearity, proj_size
+            self.cell, input_size, hidden_size, num_layers, dropout, bidirectional, nonlinearity, proj_size, backend
         )
         features = self.encoder.output_size  # D*P
         self.head = head
@@ -202,6 +215,7 @@ class RecurrentOptions:
         bidirectional: read the sequence both ways; the head sees both.
         head: ``last``, ``mean``, ``attention`` or ``step``.
         head_dropout: dropout before the output layer.
+        backend: ``torch`` or ``fast`` (seqlab's compiled CPU recurrence).
     """
 
     hidden_size: int = 128
@@ -210,6 +224,7 @@ class RecurrentOptions:
     bidirectional: bool = False
     head: Literal["last", "mean", "attention", "step"] = "last"
     head_dropout: float = 0.0
+    backend: Literal["torch", "fast"] = "torch"
 
     def validate(self) -> None:
         check(self.hidden_size >= 1, "model.hidden_size", "a positive integer", self.hidden_size)

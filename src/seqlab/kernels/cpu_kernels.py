@@ -1,0 +1,278 @@
+"""Compiled per-step gate math for RNN, GRU and LSTM (float32, numba).
+
+The recurrence is latency-bound: each step is one small matrix product
+(B, H) x (H, G*H) plus element-wise gate math. The product goes to BLAS;
+the gate math of a step is one compiled call written as short loops over
+contiguous rows that the compiler vectorises (tanh and sigmoid come from a
+rational approximation accurate to about 3e-7; libm's would not
+vectorise). Every quantity the backward pass needs is written during the
+forward step, so a backward step is one fused pass plus one product.
+
+Two drivers share these step functions: ``*_sequence`` runs the whole time
+loop in compiled code (no per-step Python cost: best for small batches and
+hidden sizes), and :mod:`seqlab.kernels.fast_rnn` calls the step functions
+from Python around ``torch.mm`` (best for large products, which then use
+torch's BLAS threads).
+
+Conventions: arrays are float32, C-contiguous, time-major (T, B, ...); the
+batch is sorted by length, longest first, so the sequences still running at
+step t are the first ``active[t]`` rows, and rows past it are neither read
+nor written (``pack_padded_sequence`` semantics). Symbols: T steps,
+B batch, H hidden size, G gates (1 RNN, 3 GRU, 4 LSTM).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+JIT = dict(fastmath=True, error_model="numpy", cache=True, nogil=True)
+CLAMP = np.float32(7.99881172180175781)
+
+
+@njit(inline="always", **JIT)
+def fast_tanh(x):
+    """tanh by Eigen's float32 rational approximation (max error ~3e-7)."""
+    x = CLAMP if x > CLAMP else x
+    x = -CLAMP if x < -CLAMP else x
+    x2 = x * x
+    p = x2 * np.float32(-2.76076847742355e-16) + np.float32(2.00018790482477e-13)
+    p = x2 * p + np.float32(-8.60467152213735e-11)
+    p = x2 * p + np.float32(5.12229709037114e-08)
+    p = x2 * p + np.float32(1.48572235717979e-05)
+    p = x2 * p + np.float32(6.37261928875436e-04)
+    p = x2 * p + np.float32(4.89352455891786e-03)
+    q = x2 * np.float32(1.19825839466702e-06) + np.float32(1.18534705686654e-04)
+    q = x2 * q + np.float32(2.26843463243900e-03)
+    q = x2 * q + np.float32(4.89352518554385e-03)
+    return x * p / q
+
+
+@njit(inline="always", **JIT)
+def fast_sigmoid(x):
+    """sigmoid(x) = (1 + tanh(x / 2)) / 2."""
+    return np.float32(0.5) + np.float32(0.5) * fast_tanh(np.float32(0.5) * x)
+
+
+# ----------------------------------------------------------------------------
+# GRU: r = s(.), z = s(.), n = tanh(W_in x + b_in + r (W_hn h + b_hn)), h' = n + z (h - n)
+
+
+@njit(**JIT)
+def gru_step(gi, gh, b_hh, h, out, h_prev, z_s, dn_s, bt):
+    """One step for rows < bt. gi (B,3H) = W_i x + b_i; gh (B,3H) = W_h h (overwritten).
+
+    h (B,H) is updated in place; out, h_prev, z_s, dn_s (B,H) are this
+    step's slices. gi is overwritten with the coefficients that turn dL/dh'
+    into dL/d(W_h h + b_h) for r, z, n (it is not needed again, and reusing
+    it saves memory traffic); dn_s holds dL/d(n pre-activation) per unit dL/dh'.
+    """
+    H = h.shape[1]
+    one = np.float32(1.0)
+    for b in range(bt):
+        g_i, g_h, hb, hp, zb, dnb, ob = gi[b], gh[b], h[b], h_prev[b], z_s[b], dn_s[b], out[b]
+        for k in range(3 * H):
+            g_h[k] = g_h[k] + b_hh[k]
+        for k in range(2 * H):
+            g_h[k] = fast_sigmoid(g_i[k] + g_h[k])  # r, z
+        for j in range(H):
+            hp[j] = hb[j]
+        for j in range(H):
+            r, z, hn = g_h[j], g_h[H + j], g_h[2 * H + j]
+            n = fast_tanh(g_i[2 * H + j] + r * hn)
+            dn = (one - z) * (one - n * n)
+            ob[j] = n + z * (hp[j] - n)
+            zb[j] = z
+            dnb[j] = dn
+            g_i[j] = dn * hn * r * (one - r)
+            g_i[H + j] = (hp[j] - n) * z * (one - z)
+            g_i[2 * H + j] = dn * r
+        for j in range(H):
+            hb[j] = ob[j]
+
+
+@njit(**JIT)
+def gru_back_step(d_out, dh, z_s, dn_s, coef, dgh, dgi, bt):
+    """dh (B,H) holds dL/dh' on entry, the direct part z * dL/dh' on exit; fills dgh, dgi (B,3H).
+
+    The caller adds dgh @ W_hh to dh to finish dL/dh.
+    """
+    H = dh.shape[1]
+    for b in range(bt):
+        d, do, cb, gh_b, gi_b = dh[b], d_out[b], coef[b], dgh[b], dgi[b]
+        zb, dnb = z_s[b], dn_s[b]
+        for j in range(H):
+            d[j] = d[j] + do[j]
+        for j in range(H):
+            gh_b[j] = cb[j] * d[j]
+            gh_b[H + j] = cb[H + j] * d[j]
+            gh_b[2 * H + j] = cb[2 * H + j] * d[j]
+        for j in range(2 * H):
+            gi_b[j] = gh_b[j]
+        for j in range(H):
+            gi_b[2 * H + j] = dnb[j] * d[j]
+        for j in range(H):
+            d[j] = d[j] * zb[j]
+
+
+# ----------------------------------------------------------------------------
+# LSTM: i, f, o = s(.), g = tanh(.), c' = f c + i g, h' = o tanh(c')
+
+
+@njit(**JIT)
+def lstm_step(gi, gh, b_hh, h, c, out, h_prev, c_s, bt):
+    """One step for rows < bt; gi (B,4H) is overwritten with i, f, g, o; c_s (B,H) keeps c'."""
+    H = h.shape[1]
+    for b in range(bt):
+        a, g_h, hb, cb, hp, ob, cs = gi[b], gh[b], h[b], c[b], h_prev[b], out[b], c_s[b]
+        for k in range(4 * H):
+            a[k] = a[k] + g_h[k] + b_hh[k]
+        for k in range(2 * H):
+            a[k] = fast_sigmoid(a[k])
+        for k in range(2 * H, 3 * H):
+            a[k] = fast_tanh(a[k])
+        for k in range(3 * H, 4 * H):
+            a[k] = fast_sigmoid(a[k])
+        for j in range(H):
+            hp[j] = hb[j]
+        for j in range(H):
+            cs[j] = a[H + j] * cb[j] + a[j] * a[2 * H + j]
+        for j in range(H):
+            ob[j] = a[3 * H + j] * fast_tanh(cs[j])
+        for j in range(H):
+            hb[j] = ob[j]
+            cb[j] = cs[j]
+
+
+@njit(**JIT)
+def lstm_back_step(d_out, dh, dc, gates, c_prev, c_new, dga, bt):
+    """dh, dc (B,H): dL/dh', dL/dc' on entry; dc becomes dL/dc. Fills dga (B,4H).
+
+    gates (B,4H) are i, f, g, o of the step; c_prev, c_new (B,H) its cells.
+    """
+    H = dh.shape[1]
+    one = np.float32(1.0)
+    for b in range(bt):
+        a, da, d, dcb, do, cp, cn = gates[b], dga[b], dh[b], dc[b], d_out[b], c_prev[b], c_new[b]
+        for j in range(H):
+            d[j] = d[j] + do[j]
+        for j in range(H):
+            i, f, g, o = a[j], a[H + j], a[2 * H + j], a[3 * H + j]
+            tc = fast_tanh(cn[j])
+            dcj = dcb[j] + d[j] * o * (one - tc * tc)
+            da[j] = dcj * g * i * (one - i)
+            da[H + j] = dcj * cp[j] * f * (one - f)
+            da[2 * H + j] = dcj * i * (one - g * g)
+            da[3 * H + j] = d[j] * tc * o * (one - o)
+            dcb[j] = dcj * f
+
+
+# ----------------------------------------------------------------------------
+# Elman RNN: h' = act(W_i x + b_i + W_h h + b_h)
+
+
+@njit(**JIT)
+def rnn_step(gi, gh, b_hh, h, out, h_prev, relu, bt):
+    H = h.shape[1]
+    zero = np.float32(0.0)
+    for b in range(bt):
+        g_i, g_h, hb, hp, ob = gi[b], gh[b], h[b], h_prev[b], out[b]
+        for j in range(H):
+            hp[j] = hb[j]
+        if relu:
+            for j in range(H):
+                a = g_i[j] + g_h[j] + b_hh[j]
+                ob[j] = a if a > zero else zero
+        else:
+            for j in range(H):
+                ob[j] = fast_tanh(g_i[j] + g_h[j] + b_hh[j])
+        for j in range(H):
+            hb[j] = ob[j]
+
+
+@njit(**JIT)
+def rnn_back_step(d_out, dh, out, dga, relu, bt):
+    H = dh.shape[1]
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    for b in range(bt):
+        d, do, y, da = dh[b], d_out[b], out[b], dga[b]
+        if relu:
+            for j in range(H):
+                da[j] = (d[j] + do[j]) if y[j] > zero else zero
+        else:
+            for j in range(H):
+                da[j] = (d[j] + do[j]) * (one - y[j] * y[j])
+
+
+# ----------------------------------------------------------------------------
+# Whole-sequence drivers (no per-step Python cost)
+
+
+@njit(**JIT)
+def gru_sequence(gi, h, w_hh_t, b_hh, active, reverse, out, h_prev, z_s, dn_s, gh):
+    T = gi.shape[0]
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        bt = active[t]
+        if bt:
+            np.dot(h[:bt], w_hh_t, gh[:bt])
+            gru_step(gi[t], gh, b_hh, h, out[t], h_prev[t], z_s[t], dn_s[t], bt)
+
+
+@njit(**JIT)
+def gru_back_sequence(d_out, dh, w_hh, active, reverse, z_s, dn_s, coef, dgh, dgi, tmp):
+    T = d_out.shape[0]
+    for s in range(T):
+        t = s if reverse else T - 1 - s
+        bt = active[t]
+        if bt:
+            gru_back_step(d_out[t], dh, z_s[t], dn_s[t], coef[t], dgh[t], dgi[t], bt)
+            np.dot(dgh[t, :bt], w_hh, tmp[:bt])
+            dh[:bt] += tmp[:bt]
+
+
+@njit(**JIT)
+def lstm_sequence(gi, h, c, w_hh_t, b_hh, active, reverse, out, h_prev, c_s, gh):
+    T = gi.shape[0]
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        bt = active[t]
+        if bt:
+            np.dot(h[:bt], w_hh_t, gh[:bt])
+            lstm_step(gi[t], gh, b_hh, h, c, out[t], h_prev[t], c_s[t], bt)
+
+
+@njit(**JIT)
+def lstm_back_sequence(d_out, dh, dc, w_hh, active, reverse, gates, c_prev, c_s, dga, tmp):
+    T = d_out.shape[0]
+    for s in range(T):
+        t = s if reverse else T - 1 - s
+        bt = active[t]
+        if bt:
+            lstm_back_step(d_out[t], dh, dc, gates[t], c_prev[t], c_s[t], dga[t], bt)
+            np.dot(dga[t, :bt], w_hh, tmp[:bt])
+            dh[:bt] = tmp[:bt]
+
+
+@njit(**JIT)
+def rnn_sequence(gi, h, w_hh_t, b_hh, active, reverse, relu, out, h_prev, gh):
+    T = gi.shape[0]
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        bt = active[t]
+        if bt:
+            np.dot(h[:bt], w_hh_t, gh[:bt])
+            rnn_step(gi[t], gh, b_hh, h, out[t], h_prev[t], relu, bt)
+
+
+@njit(**JIT)
+def rnn_back_sequence(d_out, dh, w_hh, active, reverse, relu, out, dga, tmp):
+    T = d_out.shape[0]
+    for s in range(T):
+        t = s if reverse else T - 1 - s
+        bt = active[t]
+        if bt:
+            rnn_back_step(d_out[t], dh, out[t], dga[t], relu, bt)
+            np.dot(dga[t, :bt], w_hh, tmp[:bt])
+            dh[:bt] = tmp[:bt]

@@ -1,0 +1,236 @@
+"""The ``fast`` backend: RNN, GRU and LSTM layers on compiled CPU loops.
+
+Each layer and direction is one ``torch.autograd.Function``: the input
+projection of all steps is one large matrix product, the time loop runs in
+:mod:`seqlab.kernels.cpu_kernels`, and after the backward sweep the weight
+gradients are again single large products
+(dW_ih = dA^T X, dW_hh = dA_h^T H_prev, dX = dA W_ih). The rest of a model
+trains as usual around it. Parameters are the ``torch.nn`` module's own
+(``weight_ih_l0`` ...), so switching backend changes no state_dict.
+
+Symbols: B batch, T steps, F input features, H hidden size, G gates,
+D directions, L layers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from seqlab.kernels import cpu_kernels as K
+
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+def supports(module: nn.RNNBase, x: torch.Tensor) -> str | None:
+    """None if the fast path can run ``module`` on ``x``, else the reason it cannot."""
+    if x.device.type != "cpu":
+        return f"runs on CPU only, got device {x.device}"
+    if x.dtype != torch.float32:
+        return f"runs float32 only, got {x.dtype}"
+    if getattr(module, "proj_size", 0):
+        return "does not implement LSTM proj_size"
+    if not module.bias:
+        return "needs biases"
+    return None
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().numpy()
+
+
+def _previous_cells(c_s: torch.Tensor, c0: torch.Tensor, active: torch.Tensor, reverse: bool) -> torch.Tensor:
+    """The cell before each step: c' of the previous step, or c0 where a row starts."""
+    T = c_s.shape[0]
+    c_prev = torch.empty_like(c_s)
+    if reverse:
+        c_prev[:-1] = c_s[1:]
+        c_prev[-1] = c0
+        # a row whose length is n starts at step n - 1, from c0
+        rows = torch.arange(c_s.shape[1])
+        later = torch.cat([active[1:], active.new_zeros(1)])  # rows still running at t + 1
+        starts = rows[None, :] >= later[:, None]  # (T, B)
+        c_prev[starts] = c0.expand(T, -1, -1)[starts]
+    else:
+        c_prev[1:] = c_s[:-1]
+        c_prev[0] = c0
+    return c_prev
+
+
+# Per-step products of at least this many multiply-adds (B * G*H * H) run
+# through torch.mm from Python; smaller ones stay inside the compiled loop.
+PYTHON_LOOP_MIN_MACS = 1 << 20
+
+
+class _Layer(torch.autograd.Function):
+    """One layer, one direction: (x (T,B,F), h0, c0, weights) -> (out (T,B,H), h_n, c_n)."""
+
+    @staticmethod
+    def forward(ctx, mode, relu, reverse, active, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+        T, B, F = x.shape
+        H = w_hh.shape[1]
+        G = GATES[mode]
+        steps = range(T - 1, -1, -1) if reverse else range(T)
+        python_loop = B * G * H * H >= PYTHON_LOOP_MIN_MACS
+        a = active.numpy()
+        with torch.no_grad():
+            gi = torch.addmm(b_ih, x.reshape(T * B, F), w_ih.t()).view(T, B, G * H)  # (T, B, GH)
+            w_hh_t = w_hh.t().contiguous()  # (H, GH)
+            out = x.new_zeros(T, B, H)
+            h_prev = x.new_zeros(T, B, H)
+            gh = x.new_empty(B, G * H)
+            h = h0.clone()
+            c = c0.clone() if mode == "lstm" else h0.new_zeros(0)
+            n_gi, n_h, n_b, n_gh, n_out, n_hp = _np(gi), _np(h), _np(b_hh), _np(gh), _np(out), _np(h_prev)
+            if mode == "gru":
+                # gi is overwritten step by step with the backward coefficients
+                z_s, dn_s = x.new_empty(T, B, H), x.new_empty(T, B, H)
+                n_z, n_dn = _np(z_s), _np(dn_s)
+                if python_loop:
+                    for t in steps:
+                        bt = int(a[t])
+                        torch.mm(h[:bt], w_hh_t, out=gh[:bt])
+                        K.gru_step(n_gi[t], n_gh, n_b, n_h, n_out[t], n_hp[t], n_z[t], n_dn[t], bt)
+                else:
+                    K.gru_sequence(n_gi, n_h, _np(w_hh_t), n_b, a, reverse, n_out, n_hp, n_z, n_dn, n_gh)
+                saved = (z_s, dn_s, gi)
+            elif mode == "lstm":
+                # gi is overwritten step by step with the gate activations i, f, g, o
+                c_s = x.new_zeros(T, B, H)
+                n_c, n_cs = _np(c), _np(c_s)
+                if python_loop:
+                    for t in steps:
+                        bt = int(a[t])
+                        torch.mm(h[:bt], w_hh_t, out=gh[:bt])
+                        K.lstm_step(n_gi[t], n_gh, n_b, n_h, n_c, n_out[t], n_hp[t], n_cs[t], bt)
+                else:
+                    K.lstm_sequence(n_gi, n_h, n_c, _np(w_hh_t), n_b, a, reverse, n_out, n_hp, n_cs, n_gh)
+                saved = (gi, c_s, c0)
+            else:
+                if python_loop:
+                    for t in steps:
+                        bt = int(a[t])
+                        torch.mm(h[:bt], w_hh_t, out=gh[:bt])
+                        K.rnn_step(n_gi[t], n_gh, n_b, n_h, n_out[t], n_hp[t], relu, bt)
+                else:
+                    K.rnn_sequence(n_gi, n_h, _np(w_hh_t), n_b, a, reverse, relu, n_out, n_hp, n_gh)
+                saved = ()
+        ctx.mode, ctx.relu, ctx.reverse, ctx.python_loop = mode, relu, reverse, python_loop
+        ctx.save_for_backward(active, x, w_ih, w_hh, out, h_prev, *saved)
+        return out, h, c
+
+    @staticmethod
+    def backward(ctx, d_out, d_hn, d_cn):
+        active, x, w_ih, w_hh, out, h_prev, *saved = ctx.saved_tensors
+        T, B, F = x.shape
+        H = w_hh.shape[1]
+        G = GATES[ctx.mode]
+        a = active.numpy()
+        steps = range(T) if ctx.reverse else range(T - 1, -1, -1)
+        d_out = (d_out if d_out is not None else x.new_zeros(T, B, H)).contiguous()
+        dh = (d_hn.clone() if d_hn is not None else x.new_zeros(B, H)).contiguous()
+        w_hh = w_hh.contiguous()
+        tmp = x.new_empty(B, H)
+        dgh = x.new_zeros(T, B, G * H)  # dL/d(W_hh h + b_hh) per step
+        n_do, n_dh, n_dgh, n_tmp, n_w = _np(d_out), _np(dh), _np(dgh), _np(tmp), _np(w_hh)
+        dc = None
+        if ctx.mode == "gru":
+            z_s, dn_s, coef = saved
+            dgi = x.new_zeros(T, B, G * H)
+            n_z, n_dn, n_coef, n_dgi = _np(z_s), _np(dn_s), _np(coef), _np(dgi)
+            if ctx.python_loop:
+                for t in steps:
+                    bt = int(a[t])
+                    K.gru_back_step(n_do[t], n_dh, n_z[t], n_dn[t], n_coef[t], n_dgh[t], n_dgi[t], bt)
+                    dh[:bt].addmm_(dgh[t, :bt], w_hh)
+            else:
+                K.gru_back_sequence(n_do, n_dh, n_w, a, ctx.reverse, n_z, n_dn, n_coef, n_dgh, n_dgi, n_tmp)
+        elif ctx.mode == "lstm":
+            dc = (d_cn.clone() if d_cn is not None and d_cn.numel() else x.new_zeros(B, H)).contiguous()
+            gates, c_s, c0 = saved
+            c_prev = _previous_cells(c_s, c0, active, ctx.reverse)  # (T, B, H)
+            n_dc, n_gates, n_cp, n_cs = _np(dc), _np(gates), _np(c_prev), _np(c_s)
+            if ctx.python_loop:
+                for t in steps:
+                    bt = int(a[t])
+                    K.lstm_back_step(n_do[t], n_dh, n_dc, n_gates[t], n_cp[t], n_cs[t], n_dgh[t], bt)
+                    torch.mm(dgh[t, :bt], w_hh, out=dh[:bt])
+            else:
+                K.lstm_back_sequence(n_do, n_dh, n_dc, n_w, a, ctx.reverse, n_gates, n_cp, n_cs, n_dgh, n_tmp)
+            dgi = dgh
+        else:
+            n_out = _np(out)
+            if ctx.python_loop:
+                for t in steps:
+                    bt = int(a[t])
+                    K.rnn_back_step(n_do[t], n_dh, n_out[t], n_dgh[t], ctx.relu, bt)
+                    torch.mm(dgh[t, :bt], w_hh, out=dh[:bt])
+            else:
+                K.rnn_back_sequence(n_do, n_dh, n_w, a, ctx.reverse, ctx.relu, n_out, n_dgh, n_tmp)
+            dgi = dgh
+        dgi2 = dgi.view(T * B, G * H)
+        dgh2 = dgh.view(T * B, G * H)
+        dx = (dgi2 @ w_ih).view(T, B, F)  # (T, B, F)
+        dw_ih = dgi2.t() @ x.reshape(T * B, F)  # (GH, F)
+        dw_hh = dgh2.t() @ h_prev.view(T * B, H)  # (GH, H)
+        return (None, None, None, None, dx, dh, dc, dw_ih, dw_hh, dgi2.sum(0), dgh2.sum(0))
+
+
+def fast_forward(
+    module: nn.RNNBase,
+    x: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    state=None,
+):
+    """Run ``module`` (an ``nn.RNN/GRU/LSTM``, batch_first) through the fast path.
+
+    Same arguments and results as the module on a packed batch:
+    ``x (B, T, F)``, ``lengths (B,) | None``, ``state`` as the module takes it;
+    returns ``out (B, T, D*H)`` (zero past each length) and the final state.
+    """
+    mode = {nn.RNN: "rnn", nn.GRU: "gru", nn.LSTM: "lstm"}[type(module)]
+    relu = mode == "rnn" and module.nonlinearity == "relu"
+    B, T, _ = x.shape
+    L, D, H = module.num_layers, 2 if module.bidirectional else 1, module.hidden_size
+    if lengths is None:
+        order = None
+        active = torch.full((T,), B, dtype=torch.int64)
+    else:
+        sorted_lengths, order = torch.sort(lengths.cpu(), descending=True, stable=True)
+        x = x[order]
+        active = (sorted_lengths[None, :] > torch.arange(T)[:, None]).sum(dim=1)  # (T,)
+    if state is None:
+        h0 = x.new_zeros(L * D, B, H)
+        c0 = x.new_zeros(L * D, B, H)
+    else:
+        h0, c0 = state if mode == "lstm" else (state, x.new_zeros(L * D, B, H))
+        if order is not None:
+            h0, c0 = h0[:, order], c0[:, order]
+    layer_input = x.transpose(0, 1).contiguous()  # (T, B, F)
+    h_n, c_n = [], []
+    for layer in range(L):
+        outputs = []
+        for d in range(D):
+            suffix = f"_l{layer}" + ("_reverse" if d else "")
+            k = layer * D + d
+            out, h, c = _Layer.apply(
+                mode, relu, bool(d), active, layer_input, h0[k].contiguous(), c0[k].contiguous(),
+                getattr(module, f"weight_ih{suffix}"), getattr(module, f"weight_hh{suffix}"),
+                getattr(module, f"bias_ih{suffix}"), getattr(module, f"bias_hh{suffix}"),
+            )
+            outputs.append(out)
+            h_n.append(h)
+            c_n.append(c)
+        layer_input = outputs[0] if D == 1 else torch.cat(outputs, dim=2)  # (T, B, D*H)
+        if module.dropout and module.training and layer < L - 1:
+            layer_input = nn.functional.dropout(layer_input, module.dropout, training=True)
+    output = layer_input.transpose(0, 1)  # (B, T, D*H)
+    h_n = torch.stack(h_n)  # (L*D, B, H)
+    if order is not None:
+        inverse = torch.argsort(order)
+        output, h_n = output[inverse], h_n[:, inverse]
+    if mode != "lstm":
+        return output, h_n
+    c_n = torch.stack(c_n)
+    return output, (h_n, c_n[:, inverse] if order is not None else c_n)

@@ -1,0 +1,114 @@
+"""The fast CPU backend against torch.nn: outputs, states and every gradient."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from conftest import run_cli
+from seqlab.kernels import fast_rnn
+from seqlab.models import build_model
+
+CASES = [
+    (nn.RNN, {}),
+    (nn.RNN, {"nonlinearity": "relu", "num_layers": 2}),
+    (nn.GRU, {}),
+    (nn.GRU, {"num_layers": 2, "bidirectional": True}),
+    (nn.LSTM, {}),
+    (nn.LSTM, {"num_layers": 2, "bidirectional": True}),
+]
+
+
+def _torch_reference(module, x, lengths, state):
+    inp = x if lengths is None else pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out, final = module(inp, state)
+    if lengths is not None:
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    return out, final
+
+
+def _flat(final):
+    return list(final) if isinstance(final, tuple) else [final]
+
+
+@pytest.mark.parametrize("driver", ["compiled-loop", "python-loop"])
+@pytest.mark.parametrize("variable", [False, True])
+@pytest.mark.parametrize("cls,kwargs", CASES)
+def test_fast_path_matches_torch(cls, kwargs, variable, driver, monkeypatch):
+    monkeypatch.setattr(fast_rnn, "PYTHON_LOOP_MIN_MACS", 0 if driver == "python-loop" else 1 << 62)
+    torch.manual_seed(0)
+    module = cls(6, 9, batch_first=True, **kwargs)
+    B, T = 5, 7
+    x = torch.randn(B, T, 6, requires_grad=True)
+    lengths = torch.tensor([7, 3, 5, 1, 7]) if variable else None
+    layers = kwargs.get("num_layers", 1) * (2 if kwargs.get("bidirectional") else 1)
+    h0 = torch.randn(layers, B, 9, requires_grad=True)
+    c0 = torch.randn(layers, B, 9, requires_grad=True)
+    state = (h0, c0) if cls is nn.LSTM else h0
+    out_ref, fin_ref = _torch_reference(module, x, lengths, state)
+    out, fin = fast_rnn.fast_forward(module, x, lengths, state)
+    torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-5)
+    for a, b in zip(_flat(fin), _flat(fin_ref)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    weights = [torch.randn_like(out)] + [torch.randn_like(f) for f in _flat(fin)]
+    inputs = [x, h0] + ([c0] if cls is nn.LSTM else []) + list(module.parameters())
+
+    def grads(o, f):
+        loss = (o * weights[0]).sum() + sum((a * w).sum() for a, w in zip(_flat(f), weights[1:]))
+        return torch.autograd.grad(loss, inputs)
+
+    for g, g_ref in zip(grads(out, fin), grads(out_ref, fin_ref)):
+        scale = max(1.0, g_ref.abs().max().item())
+        torch.testing.assert_close(g / scale, g_ref / scale, rtol=1e-5, atol=1e-5)
+
+
+def test_fast_path_at_benchmark_size_matches_torch():
+    torch.manual_seed(1)
+    module = nn.GRU(90, 128, batch_first=True)
+    x = torch.randn(16, 60, 90, requires_grad=True)
+    out_ref, _ = module(x)
+    out, _ = fast_rnn.fast_forward(module, x)
+    torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(out)
+    ref = torch.autograd.grad((out_ref * g).sum(), [x, module.weight_hh_l0])
+    got = torch.autograd.grad((out * g).sum(), [x, module.weight_hh_l0])
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a / b.abs().max(), b / b.abs().max(), rtol=1e-5, atol=1e-5)
+
+
+def test_unsupported_inputs_fall_back_to_torch():
+    module = nn.LSTM(3, 6, proj_size=2, batch_first=True)
+    x = torch.randn(2, 4, 3)
+    assert "proj_size" in fast_rnn.supports(module, x)
+    assert "float32" in fast_rnn.supports(nn.GRU(3, 4).double(), x.double())
+    model = build_model("lstm", 3, 2, hidden_size=6, proj_size=2, backend="fast")
+    reference = build_model("lstm", 3, 2, hidden_size=6, proj_size=2)
+    reference.load_state_dict(model.state_dict())
+    torch.testing.assert_close(model(x), reference(x))
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru", "lstm", "bigru", "bilstm"])
+def test_zoo_models_give_the_same_numbers_on_both_backends(name):
+    torch.manual_seed(2)
+    fast = build_model(name, 4, 3, hidden_size=8, num_layers=2, head="mean", backend="fast")
+    plain = build_model(name, 4, 3, hidden_size=8, num_layers=2, head="mean")
+    plain.load_state_dict(fast.state_dict())  # same parameter names on both backends
+    x = torch.randn(3, 6, 4)
+    lengths = torch.tensor([6, 2, 4])
+    torch.testing.assert_close(fast(x, lengths), plain(x, lengths), rtol=1e-5, atol=1e-6)
+
+
+def test_fast_backend_trains_digits_to_the_same_accuracy(tmp_path, capsys):
+    accuracies = {}
+    for backend in ("torch", "fast"):
+        out = tmp_path / backend
+        status, _, err = run_cli(capsys, "train", "--data", "digits", "--model", "gru", "--epochs", "8",
+                                 "--hidden-size", "64", "--set", f"model.backend={backend}", "--quiet", "--out", out)
+        assert status == 0, err
+        accuracies[backend] = json.loads((out / "metrics.json").read_text())["test"]["accuracy"]
+    assert accuracies["fast"] >= 0.9
+    assert abs(accuracies["fast"] - accuracies["torch"]) <= 0.02
