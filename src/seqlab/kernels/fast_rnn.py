@@ -74,11 +74,13 @@ class _Layer(torch.autograd.Function):
         steps = range(T - 1, -1, -1) if reverse else range(T)
         python_loop = B * G * H * H >= PYTHON_LOOP_MIN_MACS
         a = active.numpy()
+        # Only padded positions must read as zero; a full batch has none.
+        alloc = x.new_empty if int(a.min()) == B else x.new_zeros
         with torch.no_grad():
             gi = torch.addmm(b_ih, x.reshape(T * B, F), w_ih.t()).view(T, B, G * H)  # (T, B, GH)
             w_hh_t = w_hh.t().contiguous()  # (H, GH)
-            out = x.new_zeros(T, B, H)
-            h_prev = x.new_zeros(T, B, H)
+            out = alloc(T, B, H)
+            h_prev = alloc(T, B, H)
             gh = x.new_empty(B, G * H)
             h = h0.clone()
             c = c0.clone() if mode == "lstm" else h0.new_zeros(0)
@@ -97,7 +99,7 @@ class _Layer(torch.autograd.Function):
                 saved = (z_s, dn_s, gi)
             elif mode == "lstm":
                 # gi is overwritten step by step with the gate activations i, f, g, o
-                c_s = x.new_zeros(T, B, H)
+                c_s = alloc(T, B, H)
                 n_c, n_cs = _np(c), _np(c_s)
                 if python_loop:
                     for t in steps:
@@ -132,12 +134,13 @@ class _Layer(torch.autograd.Function):
         dh = (d_hn.clone() if d_hn is not None else x.new_zeros(B, H)).contiguous()
         w_hh = w_hh.contiguous()
         tmp = x.new_empty(B, H)
-        dgh = x.new_zeros(T, B, G * H)  # dL/d(W_hh h + b_hh) per step
+        alloc = x.new_empty if int(a.min()) == B else x.new_zeros
+        dgh = alloc(T, B, G * H)  # dL/d(W_hh h + b_hh) per step
         n_do, n_dh, n_dgh, n_tmp, n_w = _np(d_out), _np(dh), _np(dgh), _np(tmp), _np(w_hh)
         dc = None
         if ctx.mode == "gru":
             z_s, dn_s, coef = saved
-            dgi = x.new_zeros(T, B, G * H)
+            dgi = alloc(T, B, G * H)
             n_z, n_dn, n_coef, n_dgi = _np(z_s), _np(dn_s), _np(coef), _np(dgi)
             if ctx.python_loop:
                 for t in steps:
