@@ -72,7 +72,7 @@ def test_predict_writes_probabilities_that_match_the_model(gru_run, tmp_path, ca
     np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
     # Oracle: normalise by hand with the statistics stored in the checkpoint, run the bare model.
     run = load_run(gru_run)
-    norm = run.checkpoint["normalizer"]
+    norm = run.extras["normalizer"]
     x = (digits.images[:20] - np.array(norm["shift"])) / np.array(norm["scale"])
     with torch.no_grad():
         expected = torch.softmax(run.model(torch.tensor(x, dtype=torch.float32)), dim=1).numpy()

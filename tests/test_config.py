@@ -46,7 +46,7 @@ def test_bad_values_name_the_key(tree, message):
 def test_bad_override_syntax():
     with pytest.raises(SeqlabError, match=r"expected KEY=VALUE"):
         apply_override({}, "model.hidden_size")
-    with pytest.raises(SeqlabError, match=r"expected a key of the form data.X, model.X or train.X"):
+    with pytest.raises(SeqlabError, match=r"expected task or a key of the form SECTION.KEY with SECTION one of data, model, train, forecast, lm"):
         apply_override({}, "optimizer.lr=1")
 
 

@@ -7,6 +7,12 @@ here or beside the component that owns them:
 * ``model`` -> ``name`` plus the options dataclass the model registers
   (see :mod:`seqlab.models.registry`)
 * ``train`` -> :class:`TrainConfig`
+* ``forecast`` -> :class:`ForecastConfig` (task ``forecast``)
+* ``lm`` -> :class:`LMConfig` (task ``lm``)
+
+plus ``task``: ``classification``, ``forecast`` or ``lm`` (``auto`` picks it
+from the data spec: ``sine``, ``airline`` and ``series:`` are forecasts,
+``text:`` is language modelling, everything else classification).
 
 Unknown keys are rejected with the list of valid ones; values are checked
 and coerced to the annotated type. The resolved config is written next to
@@ -117,20 +123,123 @@ class TrainConfig:
         check(self.threads >= 0, "train.threads", "an integer >= 0", self.threads)
 
 
+TRANSFORMS = ("log", "diff", "seasonal_diff")
+COVARIATES = ("month",)
+
+
+@dataclass
+class ForecastConfig:
+    """Sliding-window forecasting of a univariate or multivariate series.
+
+    Attributes:
+        window: input steps the model reads before predicting.
+        horizon: steps predicted at once by the ``direct`` strategy, and the
+            default length of ``seqlab forecast``.
+        strategy: ``recursive`` (a one-step model rolled out with its
+            recurrent state carried from step to step) or ``direct`` (one
+            output per horizon step; longer forecasts repeat it block by block).
+        test_size: held-out tail forecast from its start and scored (0: horizon).
+        val_size: part before the test tail used for validation (0: horizon).
+        transforms: applied in order, fitted on the training part, inverted
+            for reporting: ``log``, ``diff`` (first difference),
+            ``seasonal_diff`` (difference at lag ``season``).
+        season: season length (12 for monthly data); also the lag of the
+            seasonal-naive baseline.
+        covariates: known-ahead inputs besides the series: ``month``
+            (sin/cos of the calendar month; needs dates).
+        scale: ``standard``, ``minmax`` or ``none`` (after the transforms,
+            fitted on the training part).
+        impute: ``none`` refuses missing values; ``linear`` interpolates
+            them and says which.
+    """
+
+    window: int = 24
+    horizon: int = 12
+    strategy: Literal["recursive", "direct"] = "recursive"
+    test_size: int = 0
+    val_size: int = 0
+    transforms: list[str] = field(default_factory=list)
+    season: int = 12
+    covariates: list[str] = field(default_factory=list)
+    scale: Literal["standard", "minmax", "none"] = "standard"
+    impute: Literal["none", "linear"] = "none"
+
+    def validate(self) -> None:
+        check(self.window >= 1, "forecast.window", "an integer >= 1", self.window)
+        check(self.horizon >= 1, "forecast.horizon", "an integer >= 1", self.horizon)
+        check(self.test_size >= 0, "forecast.test_size", "an integer >= 0", self.test_size)
+        check(self.val_size >= 0, "forecast.val_size", "an integer >= 0", self.val_size)
+        check(self.season >= 1, "forecast.season", "an integer >= 1", self.season)
+        for name in self.transforms:
+            check(name in TRANSFORMS, "forecast.transforms", "items from " + ", ".join(TRANSFORMS), name)
+        for name in self.covariates:
+            check(name in COVARIATES, "forecast.covariates", "items from " + ", ".join(COVARIATES), name)
+
+    @property
+    def test_steps(self) -> int:
+        return self.test_size or self.horizon
+
+    @property
+    def val_steps(self) -> int:
+        return self.val_size or self.horizon
+
+
+@dataclass
+class LMConfig:
+    """Character language modelling with truncated back-propagation through time.
+
+    Attributes:
+        bptt: steps per chunk; the state is carried (detached) across chunks.
+        embedding_dim: width of the character embedding.
+        val_fraction: tail of the text held out for validation.
+    """
+
+    bptt: int = 100
+    embedding_dim: int = 64
+    val_fraction: float = 0.1
+
+    def validate(self) -> None:
+        check(self.bptt >= 2, "lm.bptt", "an integer >= 2", self.bptt)
+        check(self.embedding_dim >= 1, "lm.embedding_dim", "an integer >= 1", self.embedding_dim)
+        check(0.0 < self.val_fraction < 0.5, "lm.val_fraction", "a fraction in (0, 0.5)", self.val_fraction)
+
+
+TASKS = ("classification", "forecast", "lm")
+FORECAST_DATA = ("sine", "airline")
+SECTIONS = ("data", "model", "train", "forecast", "lm")
+
+
+def infer_task(spec: str) -> str:
+    if spec in FORECAST_DATA or spec.startswith("series:"):
+        return "forecast"
+    if spec.startswith("text:"):
+        return "lm"
+    return "classification"
+
+
 @dataclass
 class RunConfig:
     """The whole description of a training run."""
 
+    task: str = "classification"
     data: DataConfig = field(default_factory=DataConfig)
     model: dict[str, Any] = field(default_factory=lambda: {"name": "gru"})
     train: TrainConfig = field(default_factory=TrainConfig)
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)
+    lm: LMConfig = field(default_factory=LMConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        tree = {
+            "task": self.task,
             "data": dataclasses.asdict(self.data),
             "model": dict(self.model),
             "train": dataclasses.asdict(self.train),
         }
+        if self.task == "forecast":
+            tree["forecast"] = dataclasses.asdict(self.forecast)
+        if self.task == "lm":
+            tree["lm"] = dataclasses.asdict(self.lm)
+        return tree
 
 
 # ----------------------------------------------------------------------------
@@ -219,9 +328,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(tree, dict):
         raise SeqlabError(f"config file {path}: expected a mapping with data/model/train sections, got {type(tree).__name__}")
-    unknown = sorted(set(tree) - {"data", "model", "train"})
+    unknown = sorted(set(tree) - set(SECTIONS) - {"task"})
     if unknown:
-        raise SeqlabError(f"config file {path}: unknown section {unknown[0]!r}; valid sections: data, model, train")
+        raise SeqlabError(f"config file {path}: unknown section {unknown[0]!r}; valid sections: task, {', '.join(SECTIONS)}")
     return tree
 
 
@@ -231,12 +340,18 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
         raise SeqlabError(f"--set {assignment!r}: expected KEY=VALUE such as model.hidden_size=64")
     key, raw = assignment.split("=", 1)
     parts = key.strip().split(".")
-    if len(parts) != 2 or parts[0] not in ("data", "model", "train") or not parts[1]:
-        raise SeqlabError(f"--set {assignment!r}: expected a key of the form data.X, model.X or train.X, got {key!r}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if parts == ["task"]:
+        tree["task"] = value
+        return
+    if len(parts) != 2 or parts[0] not in SECTIONS or not parts[1]:
+        raise SeqlabError(
+            f"--set {assignment!r}: expected task or a key of the form SECTION.KEY with SECTION one of "
+            f"{', '.join(SECTIONS)}, got {key!r}"
+        )
     section = tree.setdefault(parts[0], {})
     if section is None:
         section = tree[parts[0]] = {}
@@ -249,8 +364,17 @@ def resolve_config(tree: dict[str, Any]) -> RunConfig:
 
     data = from_dict(DataConfig, tree.get("data"), "data")
     train = from_dict(TrainConfig, tree.get("train"), "train")
-    model = resolve_model_options(tree.get("model") or {})
-    return RunConfig(data=data, model=model, train=train)
+    task = tree.get("task") or "auto"
+    if task == "auto":
+        task = infer_task(data.spec)
+    check(task in TASKS, "task", "auto or one of " + ", ".join(TASKS), task)
+    forecast = from_dict(ForecastConfig, tree.get("forecast"), "forecast")
+    model_tree = dict(tree.get("model") or {})
+    if task == "forecast" and forecast.strategy == "recursive":
+        model_tree.setdefault("head", "step")  # a one-step model rolled out step by step
+    model = resolve_model_options(model_tree, task)
+    lm = from_dict(LMConfig, tree.get("lm"), "lm")
+    return RunConfig(task=task, data=data, model=model, train=train, forecast=forecast, lm=lm)
 
 
 def config_to_yaml(config: RunConfig) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 from seqlab.data.sources import read_inputs
 from seqlab.errors import SeqlabError
 from seqlab.io import write_csv
-from seqlab.runs import load_run
+from seqlab.runs import load_run, require_task
 from seqlab.training.evaluate import predict_proba
 
 
@@ -20,8 +20,9 @@ def predict_file(run_dir: str | Path, input_path: str | Path, out_path: str | Pa
     number of sequences.
     """
     run = load_run(run_dir)
+    require_task(run, "classification", "predict")
     data, labels = read_inputs(input_path)
-    features = run.checkpoint["data"]["features"]
+    features = run.extras["features"]
     if data.features != features:
         raise SeqlabError(f"{input_path}: sequences have {data.features} features; the run expects {features}")
     probabilities = predict_proba(run.model, run.normalizer.transform(data))  # (N, C)

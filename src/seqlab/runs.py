@@ -27,51 +27,72 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 # Files a run writes: --overwrite removes these and nothing else.
 RUN_FILES = (MODEL_FILE, CONFIG_FILE, METRICS_FILE, "history.csv", "eval.json",
-             "learning_curves.png", "confusion_matrix.png")
+             "learning_curves.png", "confusion_matrix.png", "forecast.png", "forecast.csv", "samples.txt")
 RUN_DIRS = ("checkpoints",)
 
 
 @dataclass
 class Run:
-    """A trained model loaded from its run folder."""
+    """A trained model loaded from its run folder.
+
+    ``checkpoint["extras"]`` holds what the task needs besides the weights:
+    the normaliser and class names (classification), the series transforms
+    (forecast) or the vocabulary (lm).
+    """
 
     path: Path
     model: nn.Module
-    normalizer: Normalizer
     config: dict[str, Any]
-    class_names: list[str]
     task: str
     checkpoint: dict[str, Any]
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        return self.checkpoint["extras"]
+
+    @property
+    def normalizer(self) -> Normalizer:
+        return Normalizer.from_state_dict(self.extras["normalizer"])
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.extras["class_names"])
 
 
 def save_run_checkpoint(
     path: Path,
     model: nn.Module,
-    model_name: str,
-    model_args: dict[str, Any],
+    model_spec: dict[str, Any],
     config: dict[str, Any],
-    normalizer: Normalizer,
-    data_info: dict[str, Any],
-    task: str = "classification",
+    task: str,
+    extras: dict[str, Any],
 ) -> None:
+    """Write ``model.pt``: ``model_spec`` = name, builder (zoo or lm), input_size, output_size, options."""
     save_torch(
         path,
         {
             "format": CHECKPOINT_FORMAT,
             "task": task,
-            "model": {"name": model_name, **model_args},
+            "model": model_spec,
             "config": config,
-            "data": data_info,
-            "normalizer": normalizer.state_dict(),
+            "extras": extras,
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         },
     )
 
 
-def load_run(path: str | Path) -> Run:
-    """Rebuild the model of a run folder with no other input."""
+def build_from_spec(spec: dict[str, Any]) -> nn.Module:
+    from seqlab.models.language import RecurrentLM
     from seqlab.models.registry import build_model
 
+    options = dict(spec["options"])
+    if spec.get("builder", "zoo") == "lm":
+        return RecurrentLM(spec["output_size"], cell=spec["name"], **options)
+    return build_model(spec["name"], spec["input_size"], spec["output_size"], **options)
+
+
+def load_run(path: str | Path) -> Run:
+    """Rebuild the model of a run folder with no other input."""
     path = Path(path)
     if not path.is_dir():
         raise SeqlabError(f"run folder {path}: not found")
@@ -84,21 +105,15 @@ def load_run(path: str | Path) -> Run:
         raise SeqlabError(f"{file}: not a readable seqlab checkpoint ({type(error).__name__}: {error})") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise SeqlabError(f"{file}: expected a seqlab checkpoint ({CHECKPOINT_FORMAT})")
-    spec = dict(checkpoint["model"])
-    name = spec.pop("name")
-    input_size, output_size = spec.pop("input_size"), spec.pop("output_size")
-    model = build_model(name, input_size, output_size, **spec["options"])
+    model = build_from_spec(checkpoint["model"])
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()
-    return Run(
-        path=path,
-        model=model,
-        normalizer=Normalizer.from_state_dict(checkpoint["normalizer"]),
-        config=checkpoint["config"],
-        class_names=list(checkpoint["data"]["class_names"]),
-        task=checkpoint["task"],
-        checkpoint=checkpoint,
-    )
+    return Run(path=path, model=model, config=checkpoint["config"], task=checkpoint["task"], checkpoint=checkpoint)
+
+
+def require_task(run: Run, task: str, command: str) -> None:
+    if run.task != task:
+        raise SeqlabError(f"run folder {run.path}: holds a {run.task} run; `seqlab {command}` needs a {task} run")
 
 
 def prepare_out_dir(out: Path, config_yaml: str, overwrite: bool) -> bool:

@@ -67,6 +67,33 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", type=Path, required=True, help=".npz, .csv or .ts file of sequences")
     predict.add_argument("--out", type=Path, required=True, help="CSV file to write")
 
+    forecast = commands.add_parser(
+        "forecast", help="forecast a series with a forecast run; writes a CSV and a plot beside it",
+        description="Forecast --horizon steps after the end of the run's series (or of --input), "
+        "or after all but its last --holdout points, which are then shown and scored as truth.",
+    )
+    forecast.add_argument("--run", type=Path, required=True, help="forecast run folder")
+    forecast.add_argument("--horizon", type=int, required=True, help="steps to forecast")
+    forecast.add_argument("--input", help="series CSV (same columns as the run's data); default: the run's data")
+    forecast.add_argument("--holdout", type=int, default=0, help="hide the last K points and compare with them")
+    forecast.add_argument("--out", type=Path, required=True, help="CSV to write; the plot goes to the same name .png")
+
+    generate = commands.add_parser("generate", help="sample text from a language-model run",
+                                   description="Warm the model's state up on --prompt, then sample --length characters.")
+    generate.add_argument("--run", type=Path, required=True, help="lm run folder")
+    generate.add_argument("--prompt", required=True, help="text to start from (characters from the training text)")
+    generate.add_argument("--length", type=int, default=300, help="characters to sample (default 300)")
+    generate.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (default 1.0)")
+    generate.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest only (0: all)")
+    generate.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    generate.add_argument("--skip-unknown", action="store_true", help="drop prompt characters outside the vocabulary")
+
+    sine = commands.add_parser("sine", help="the seeds' sine experiment: RNN, LSTM, GRU rollouts from one value")
+    sine.add_argument("--out", type=Path, default=Path("runs/sine"), help="folder for sine.json and the plot")
+    sine.add_argument("--iterations", type=int, default=300, help="full-batch Adam iterations (default 300)")
+    sine.add_argument("--hidden-size", type=int, default=16, help="hidden size (default 16)")
+    sine.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+
     demo = commands.add_parser("demo", help="the main job: train and compare the core models on real data")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for the runs (default runs/demo)")
     demo.add_argument("--epochs", type=int, default=None, help="override each run's epochs (for a quick look)")
@@ -82,6 +109,17 @@ def cmd_datasets(args) -> None:
     print(format_table(["name", "description"], [[k, v[1]] for k, v in BUILTIN.items()]))
     print("\nFiles (pass the path as --data):")
     print(format_table(["spec", "layout"], list(FILE_FORMATS.items())))
+    print("\nForecasting (task forecast):")
+    print(format_table(["spec", "description"], [
+        ["sine", "x_k = sin(0.1 k), k = 0..999 (period 62.8 steps), generated"],
+        ["airline", "monthly international airline passengers, 1949-01 to 1960-12 (144 values), shipped"],
+        ["series:PATH.csv", "header; optional date column (date, month, time, timestamp, ds); numeric series columns"],
+    ]))
+    print("\nLanguage modelling (task lm):")
+    print(format_table(["spec", "description"], [
+        ["text:founding", "the Declaration of Independence, Constitution and Bill of Rights (37 KB, public domain), shipped"],
+        ["text:PATH", "any UTF-8 text file; the last 10% is held out for validation"],
+    ]))
     print("\nPackaged data:")
     print(format_table(["spec", "description"], list(PREFIXES.items())))
     try:
@@ -110,7 +148,7 @@ def build_config(args):
     from seqlab.config import apply_override, read_config_file, resolve_config
 
     tree = read_config_file(args.config) if args.config else {}
-    tree = {k: dict(v or {}) for k, v in tree.items()}
+    tree = {k: (dict(v) if isinstance(v, dict) else v) for k, v in tree.items() if v is not None}
     for flag, key, _, _ in TRAIN_FLAGS:
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
@@ -133,10 +171,12 @@ def cmd_train(args) -> None:
 
 
 def _print_metrics(metrics: dict) -> None:
-    test = metrics.get("test") or metrics.get(metrics.get("split", "test"))
-    parts = [f"{k}={v:.4f}" for k, v in test.items() if isinstance(v, float)]
+    split = metrics.get("split") or ("test" if "test" in metrics else "val")
+    parts = [f"{k}={v:.4f}" for k, v in metrics[split].items() if isinstance(v, float)]
     extra = f" params={metrics['params']} train_seconds={metrics['train_seconds']:.1f}" if "params" in metrics else ""
-    print(f"{metrics.get('model', '')} {metrics.get('split', 'test')}: " + " ".join(parts) + extra)
+    print(f"{metrics.get('model', '')} {split}: " + " ".join(parts) + extra)
+    for name, values in metrics.get("baselines", {}).items():
+        print(f"  baseline {name}: " + " ".join(f"{k}={v:.4f}" for k, v in values.items() if isinstance(v, float)))
 
 
 def cmd_eval(args) -> None:
@@ -156,6 +196,29 @@ def cmd_predict(args) -> None:
     print(f"Wrote {count} predictions to {args.out}")
 
 
+def cmd_forecast(args) -> None:
+    from seqlab.tasks.forecast import forecast_file
+
+    result = forecast_file(args.run, args.horizon, args.out, args.input, args.holdout)
+    print(f"Forecast of {result['horizon']} steps written to {result['csv']} (plot: {result['plot']})")
+    if "metrics" in result:
+        print("against the held-out points: " + " ".join(
+            f"{k}={v:.4f}" for k, v in result["metrics"].items() if v is not None))
+
+
+def cmd_generate(args) -> None:
+    from seqlab.tasks.lm import generate_from_run
+
+    print(generate_from_run(args.run, args.prompt, args.length, args.temperature, args.top_k, args.seed,
+                            args.skip_unknown))
+
+
+def cmd_sine(args) -> None:
+    from seqlab.experiments.sine import run_sine_experiment
+
+    run_sine_experiment(args.out, args.iterations, args.hidden_size, seed=args.seed)
+
+
 def cmd_demo(args) -> None:
     from seqlab.demo import run_demo
 
@@ -165,7 +228,8 @@ def cmd_demo(args) -> None:
 
 
 COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "train": cmd_train, "eval": cmd_eval,
-            "predict": cmd_predict, "demo": cmd_demo}
+            "predict": cmd_predict, "forecast": cmd_forecast, "generate": cmd_generate, "sine": cmd_sine,
+            "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

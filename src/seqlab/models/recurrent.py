@@ -185,6 +185,18 @@ class RecurrentModel(nn.Module):
             pooled = masked_mean(outputs, mask) if self.head == "mean" else self.attention(outputs, mask)
         return self.fc(self.dropout(pooled))  # (B, C)
 
+    def forward_stateful(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Per-step outputs with the recurrent state carried in and out (one direction only).
+
+        ``x (B, T, F)``, ``state`` from a previous call or None ->
+        ``(B, T, C)`` and the new state. Feeding a sequence in pieces gives
+        the same outputs as feeding it whole.
+        """
+        if self.encoder.num_directions != 1:
+            raise ValueError("forward_stateful needs a unidirectional model; a bidirectional one reads ahead")
+        outputs, _, state = self.encoder(x, None, state)  # (B, T, P)
+        return self.fc(self.dropout(outputs)), state  # (B, T, C)
+
 
 class RNNModel(RecurrentModel):
     """Elman RNN: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)."""
@@ -252,9 +264,10 @@ class LSTMOptions(RecurrentOptions):
         check(ok, "model.proj_size", f"0 or an integer in 1..{self.hidden_size - 1}", self.proj_size)
 
 
-_TASKS = ("classification",)
-register_model("rnn", RNNModel, RNNOptions, _TASKS, "Elman RNN (tanh or relu)")
-register_model("gru", GRUModel, RecurrentOptions, _TASKS, "gated recurrent unit")
-register_model("lstm", LSTMModel, LSTMOptions, _TASKS, "long short-term memory, optional proj_size")
-register_model("bigru", GRUModel, RecurrentOptions, _TASKS, "bidirectional GRU", bidirectional=True)
-register_model("bilstm", LSTMModel, LSTMOptions, _TASKS, "bidirectional LSTM", bidirectional=True)
+_ALL = ("classification", "forecast", "lm")
+_BIDIRECTIONAL = ("classification", "forecast")  # no next-step prediction when reading ahead
+register_model("rnn", RNNModel, RNNOptions, _ALL, "Elman RNN (tanh or relu)")
+register_model("gru", GRUModel, RecurrentOptions, _ALL, "gated recurrent unit")
+register_model("lstm", LSTMModel, LSTMOptions, _ALL, "long short-term memory, optional proj_size")
+register_model("bigru", GRUModel, RecurrentOptions, _BIDIRECTIONAL, "bidirectional GRU", bidirectional=True)
+register_model("bilstm", LSTMModel, LSTMOptions, _BIDIRECTIONAL, "bidirectional LSTM", bidirectional=True)

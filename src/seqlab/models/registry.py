@@ -71,8 +71,11 @@ def get_model_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
-def resolve_model_options(values: dict[str, Any]) -> dict[str, Any]:
-    """``{"name": "bigru", "hidden_size": 32}`` -> every option of bigru, checked."""
+def resolve_model_options(values: dict[str, Any], task: str | None = None) -> dict[str, Any]:
+    """``{"name": "bigru", "hidden_size": 32}`` -> every option of bigru, checked.
+
+    With ``task``, a model that does not serve it is refused.
+    """
     from seqlab.config import from_dict
 
     if not isinstance(values, dict):
@@ -80,6 +83,11 @@ def resolve_model_options(values: dict[str, Any]) -> dict[str, Any]:
     values = dict(values)
     name = values.pop("name", "gru")
     entry = get_model_entry(str(name))
+    if task is not None and task not in entry.tasks:
+        serving = [n for n, e in _REGISTRY.items() if task in e.tasks]
+        raise SeqlabError(
+            f"model.name (--model): {entry.name} does not serve the {task} task; models that do: {', '.join(serving)}"
+        )
     merged = {**entry.preset, **values}
     options = from_dict(entry.options, merged, "model")
     return {"name": entry.name, **dataclasses.asdict(options)}

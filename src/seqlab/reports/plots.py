@@ -15,15 +15,21 @@ from seqlab.io import save_figure  # noqa: E402
 
 
 def plot_learning_curves(history: Sequence[dict], path: Path, title: str = "") -> None:
-    """Loss and accuracy per epoch, training against validation."""
+    """Loss per epoch, training against validation, plus accuracy or perplexity when recorded."""
     epochs = [row["epoch"] for row in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    second = next((m for m in ("accuracy", "perplexity") if history and f"val_{m}" in history[0]), None)
+    fig, axes = plt.subplots(1, 2 if second else 1, figsize=(10 if second else 5.5, 3.8), squeeze=False)
+    ax_loss = axes[0, 0]
     for split, style in (("train", "-"), ("val", "--")):
         ax_loss.plot(epochs, [row[f"{split}_loss"] for row in history], style, label=split)
-        ax_acc.plot(epochs, [row[f"{split}_accuracy"] for row in history], style, label=split)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
-    for ax in (ax_loss, ax_acc):
+        if second:
+            axes[0, 1].plot(epochs, [row[f"{split}_{second}"] for row in history], style, label=split)
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    if second == "accuracy":
+        axes[0, 1].set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
+    elif second:
+        axes[0, 1].set(xlabel="epoch", ylabel=second, title=second, yscale="log")
+    for ax in axes[0]:
         ax.grid(alpha=0.3)
         ax.legend()
     if title:
@@ -49,5 +55,30 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence
             for j in range(counts.shape[1]):
                 ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if counts[i, j] > threshold else "black")
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_forecast(series, origin: int, prediction: np.ndarray, truth: np.ndarray | None, path: Path,
+                  title: str = "", context: int = 120) -> None:
+    """History (the last ``context`` points before the origin), truth where known, and forecast."""
+    steps = len(prediction)
+    start = max(0, origin - context)
+    x_hist = np.arange(start, origin)
+    x_future = np.arange(origin, origin + steps)
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    for c, name in enumerate(series.columns):
+        line = ax.plot(x_hist, series.values[start:origin, c], label=f"{name} history")[0]
+        if truth is not None and len(truth):
+            ax.plot(x_future[: len(truth)], truth[:, c], color=line.get_color(), alpha=0.45, label=f"{name} truth")
+        ax.plot(x_future, prediction[:, c], "--", color=line.get_color(), label=f"{name} forecast")
+    ax.axvline(origin - 0.5, color="grey", lw=0.8)
+    if series.dates is not None:
+        dates = np.concatenate([series.dates, series.future_dates(max(0, origin + steps - len(series)))])
+        ticks = np.linspace(start, origin + steps - 1, 7).astype(int)
+        ax.set_xticks(ticks, [str(dates[t]) for t in ticks])
+    ax.set(title=title, xlabel="time" if series.dates is None else "date")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=3)
     save_figure(fig, path)
     plt.close(fig)

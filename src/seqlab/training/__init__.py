@@ -1,5 +1,5 @@
-"""Training: ``train(config, out)`` and evaluation of saved runs."""
+"""Training: ``train(config, out)`` for every task, and evaluation of saved runs."""
 
-from seqlab.training.pipeline import TrainingInterrupted, TrainResult, evaluate_run, prepare_bundle, train
+from seqlab.training.pipeline import TrainingInterrupted, TrainResult, evaluate_run, train
 
-__all__ = ["TrainingInterrupted", "TrainResult", "evaluate_run", "prepare_bundle", "train"]
+__all__ = ["TrainingInterrupted", "TrainResult", "evaluate_run", "train"]

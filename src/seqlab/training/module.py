@@ -1,12 +1,13 @@
-"""Lightning glue: the training step for sequence classification, atomic checkpoints.
+"""Lightning glue: training steps per task, per-epoch history, atomic checkpoints.
 
-The model itself knows nothing about training; this module owns the loss,
-the optimiser and the per-epoch history (stored in Lightning checkpoints so
-an interrupted run resumes with its history intact).
+The models know nothing about training; these modules own the losses, the
+optimiser and the history (stored in Lightning checkpoints, so an
+interrupted run resumes with its history intact).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from seqlab.data.dataset import SequenceSet
 from seqlab.io import save_torch, write_csv
-
-HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+from seqlab.models.language import detach_state
 
 
 class SequenceTensors(Dataset):
@@ -34,7 +34,7 @@ class SequenceTensors(Dataset):
         lengths = data.lengths if data.lengths is not None else np.full(len(data), data.steps)
         self.lengths = torch.from_numpy(np.asarray(lengths, dtype=np.int64))  # (N,)
         y = data.y if data.y is not None else np.zeros(len(data), dtype=np.int64)
-        self.y = torch.from_numpy(np.asarray(y, dtype=np.int64))  # (N,)
+        self.y = torch.from_numpy(np.asarray(y))  # (N,) or (N, ...) targets
 
     def __len__(self) -> int:
         return len(self.X)
@@ -55,32 +55,36 @@ def trim_batch(x: torch.Tensor, lengths: torch.Tensor, variable_length: bool):
     return x[:, : int(lengths.max())], lengths  # (B, T_batch, F)
 
 
-class ClassificationModule(pl.LightningModule):
-    """Cross-entropy training of any zoo model that maps (B, T, F) -> (B, C)."""
+class SeqlabModule(pl.LightningModule):
+    """AdamW with a plateau schedule, and one history row per epoch.
 
-    def __init__(self, model: nn.Module, lr: float, weight_decay: float, variable_length: bool):
+    Subclasses implement :meth:`batch_loss`, returning the mean loss, the
+    number of items it averages over and extra sums (``{"correct": k}``);
+    :meth:`summarise` turns a stage's sums into history columns.
+    """
+
+    def __init__(self, model: nn.Module, lr: float, weight_decay: float):
         super().__init__()
         self.model = model
         self.lr = lr
         self.weight_decay = weight_decay
-        self.variable_length = variable_length
         self.history: list[dict[str, float]] = []
-        self._sums: dict[str, list[float]] = {}
+        self._sums: dict[str, dict[str, float]] = {}
         self._epoch_start = time.perf_counter()
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self.model(x, lengths)
+    def batch_loss(self, batch, stage: str) -> tuple[torch.Tensor, int, dict[str, float]]:
+        raise NotImplementedError
+
+    def summarise(self, stage: str, sums: dict[str, float]) -> dict[str, float]:
+        return {f"{stage}_loss": sums["loss"] / sums["n"]}
 
     def _step(self, batch, stage: str) -> torch.Tensor:
-        x, lengths, y = batch
-        x, lengths = trim_batch(x, lengths, self.variable_length)
-        logits = self.model(x, lengths)  # (B, C)
-        loss = nn.functional.cross_entropy(logits, y)
-        correct = (logits.argmax(dim=1) == y).sum().item()
-        sums = self._sums.setdefault(stage, [0.0, 0.0, 0.0])
-        sums[0] += loss.item() * len(y)
-        sums[1] += correct
-        sums[2] += len(y)
+        loss, n, extra = self.batch_loss(batch, stage)
+        sums = self._sums.setdefault(stage, {"loss": 0.0, "n": 0})
+        sums["loss"] += loss.item() * n
+        sums["n"] += n
+        for key, value in extra.items():
+            sums[key] = sums.get(key, 0.0) + value
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -88,7 +92,7 @@ class ClassificationModule(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         loss = self._step(batch, "val")
-        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[2]))
+        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=1)
 
     def on_train_epoch_start(self):
         self._sums.pop("train", None)
@@ -98,21 +102,14 @@ class ClassificationModule(pl.LightningModule):
         self._sums.pop("val", None)
 
     def on_validation_epoch_end(self):
-        if self.trainer.sanity_checking or "train" not in self._sums:
+        if self.trainer.sanity_checking or "train" not in self._sums or "val" not in self._sums:
             return
-        train_loss, train_correct, train_n = self._sums["train"]
-        val_loss, val_correct, val_n = self._sums["val"]
-        row = {
-            "epoch": self.current_epoch + 1,
-            "train_loss": train_loss / train_n,
-            "train_accuracy": train_correct / train_n,
-            "val_loss": val_loss / val_n,
-            "val_accuracy": val_correct / val_n,
-            "lr": self.trainer.optimizers[0].param_groups[0]["lr"],
-            "seconds": time.perf_counter() - self._epoch_start,
-        }
+        row = {"epoch": self.current_epoch + 1}
+        row.update(self.summarise("train", self._sums["train"]))
+        row.update(self.summarise("val", self._sums["val"]))
+        row["lr"] = self.trainer.optimizers[0].param_groups[0]["lr"]
+        row["seconds"] = time.perf_counter() - self._epoch_start
         self.history.append(row)
-        self.log("val_accuracy", row["val_accuracy"], prog_bar=True)
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -126,6 +123,66 @@ class ClassificationModule(pl.LightningModule):
         self.history = [dict(row) for row in checkpoint.get("seqlab_history", [])]
 
 
+class ClassificationModule(SeqlabModule):
+    """Cross-entropy training of any zoo model that maps (B, T, F) -> (B, C)."""
+
+    def __init__(self, model: nn.Module, lr: float, weight_decay: float, variable_length: bool):
+        super().__init__(model, lr, weight_decay)
+        self.variable_length = variable_length
+
+    def batch_loss(self, batch, stage):
+        x, lengths, y = batch
+        x, lengths = trim_batch(x, lengths, self.variable_length)
+        logits = self.model(x, lengths)  # (B, C)
+        correct = (logits.argmax(dim=1) == y).sum().item()
+        return nn.functional.cross_entropy(logits, y), len(y), {"correct": correct}
+
+    def summarise(self, stage, sums):
+        return {f"{stage}_loss": sums["loss"] / sums["n"], f"{stage}_accuracy": sums["correct"] / sums["n"]}
+
+
+class RegressionModule(SeqlabModule):
+    """Mean squared error between the model's output and the target, any shape."""
+
+    def batch_loss(self, batch, stage):
+        x, _, y = batch
+        prediction = self.model(x)  # (B, T, C) per step or (B, H*C) direct
+        return nn.functional.mse_loss(prediction, y), y.numel(), {}
+
+
+class LanguageModule(SeqlabModule):
+    """Next-character cross-entropy with the state carried across consecutive chunks.
+
+    Chunks arrive in text order (no shuffling); after each one the state is
+    detached, so gradients stop at the chunk boundary while the values flow
+    on (truncated back-propagation through time). The state restarts at the
+    beginning of each epoch and of each validation pass.
+    """
+
+    def __init__(self, model: nn.Module, lr: float, weight_decay: float):
+        super().__init__(model, lr, weight_decay)
+        self.state: dict[str, Any] = {}
+
+    def batch_loss(self, batch, stage):
+        x, y = batch  # (B, T) ids
+        logits, state = self.model(x, self.state.get(stage))  # (B, T, V)
+        self.state[stage] = detach_state(state)
+        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        return loss, y.numel(), {}
+
+    def on_train_epoch_start(self):
+        super().on_train_epoch_start()
+        self.state.pop("train", None)
+
+    def on_validation_epoch_start(self):
+        super().on_validation_epoch_start()
+        self.state.pop("val", None)
+
+    def summarise(self, stage, sums):
+        loss = sums["loss"] / sums["n"]
+        return {f"{stage}_loss": loss, f"{stage}_perplexity": math.exp(min(loss, 50.0))}
+
+
 class HistoryWriter(pl.Callback):
     """Rewrites ``history.csv`` (one row per epoch) atomically after each epoch."""
 
@@ -133,8 +190,9 @@ class HistoryWriter(pl.Callback):
         self.path = Path(path)
 
     def on_train_epoch_end(self, trainer, pl_module):
-        rows = [[row[c] for c in HISTORY_COLUMNS] for row in pl_module.history]
-        write_csv(self.path, HISTORY_COLUMNS, rows)
+        if pl_module.history:
+            columns = list(pl_module.history[0])
+            write_csv(self.path, columns, [[row[c] for c in columns] for row in pl_module.history])
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -157,6 +215,5 @@ class EpochPrinter(pl.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         if pl_module.history:
             row = pl_module.history[-1]
-            print(f"epoch {row['epoch']}/{trainer.max_epochs} train_loss={row['train_loss']:.4f} "
-                  f"val_loss={row['val_loss']:.4f} val_accuracy={row['val_accuracy']:.4f} "
-                  f"({row['seconds']:.1f}s)", flush=True)
+            values = " ".join(f"{k}={v:.4f}" for k, v in row.items() if k not in ("epoch", "lr", "seconds"))
+            print(f"epoch {row['epoch']}/{trainer.max_epochs} {values} ({row['seconds']:.1f}s)", flush=True)

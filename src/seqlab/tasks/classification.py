@@ -1,0 +1,110 @@
+"""Sequence classification: one label per sequence, cross-entropy, accuracy and macro-F1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqlab.config import DataConfig, RunConfig, from_dict
+from seqlab.data.dataset import DataBundle
+from seqlab.data.scaling import Normalizer
+from seqlab.data.sources import load_data
+from seqlab.errors import SeqlabError
+from seqlab.io import write_json
+from seqlab.models.registry import build_model, count_parameters
+from seqlab.reports.plots import plot_confusion_matrix, plot_learning_curves
+from seqlab.runs import METRICS_FILE, MODEL_FILE, Run, save_run_checkpoint
+from seqlab.training.evaluate import classification_metrics, predict_proba
+
+
+def prepare_bundle(config: RunConfig) -> tuple[DataBundle, Normalizer]:
+    """Load, split and normalise the data (statistics from the training split only)."""
+    bundle = load_data(config.data, seed=config.train.seed)
+    normalizer = Normalizer.fit(bundle.train, config.data.normalize)
+    bundle.train = normalizer.transform(bundle.train)
+    bundle.val = normalizer.transform(bundle.val)
+    bundle.test = normalizer.transform(bundle.test)
+    return bundle, normalizer
+
+
+def train_classification(config: RunConfig, out: Path, resume: bool, quiet: bool, callbacks=None) -> dict[str, Any]:
+    from seqlab.training.module import ClassificationModule, make_loader
+    from seqlab.training.pipeline import fit_module
+
+    options = {k: v for k, v in config.model.items() if k != "name"}
+    if options.get("head") == "step":
+        raise SeqlabError("model.head: 'step' gives one output per time step; classification needs last, mean or attention")
+    bundle, normalizer = prepare_bundle(config)
+    variable_length = any(part.lengths is not None for part in (bundle.train, bundle.val, bundle.test))
+    model = build_model(config.model["name"], bundle.input_size, bundle.num_classes, **options)
+    module = ClassificationModule(model, config.train.lr, config.train.weight_decay, variable_length)
+    train_loader = make_loader(bundle.train, config.train.batch_size, shuffle=True, seed=config.train.seed)
+    val_loader = make_loader(bundle.val, 512, shuffle=False)
+    fit = fit_module(module, train_loader, val_loader, config, out, resume, quiet, callbacks)
+
+    model.load_state_dict(fit.best_state)
+    model.eval()
+    val = classification_metrics(predict_proba(model, bundle.val), bundle.val.y, bundle.num_classes)
+    test = classification_metrics(predict_proba(model, bundle.test), bundle.test.y, bundle.num_classes)
+    val.pop("confusion_matrix")
+    metrics = {
+        "task": "classification",
+        "model": config.model["name"],
+        "params": count_parameters(model),
+        "train_seconds": round(fit.seconds, 3),
+        "epochs": len(fit.history),
+        "best_epoch": fit.best_epoch,
+        "data": {
+            "spec": config.data.spec,
+            "train": len(bundle.train),
+            "val": len(bundle.val),
+            "test": len(bundle.test),
+            "steps": bundle.train.steps,
+            "features": bundle.input_size,
+            "classes": bundle.num_classes,
+        },
+        "val": val,
+        "test": test,
+    }
+    save_run_checkpoint(
+        out / MODEL_FILE,
+        model,
+        {"name": config.model["name"], "builder": "zoo", "input_size": bundle.input_size,
+         "output_size": bundle.num_classes, "options": options},
+        config.to_dict(),
+        "classification",
+        {"normalizer": normalizer.state_dict(), "class_names": bundle.class_names,
+         "feature_names": bundle.feature_names, "features": bundle.input_size, "steps": bundle.train.steps,
+         "variable_length": variable_length},
+    )
+    title = f"{config.model['name']} on {config.data.spec}"
+    plot_learning_curves(fit.history, out / "learning_curves.png", title)
+    plot_confusion_matrix(test["confusion_matrix"], bundle.class_names, out / "confusion_matrix.png",
+                          f"{title}: test confusion matrix")
+    write_json(out / METRICS_FILE, metrics)  # last: its presence marks the run complete
+    return metrics
+
+
+def evaluate_classification(run: Run, data_spec: str | None, split: str) -> dict[str, Any]:
+    data_config = from_dict(DataConfig, run.config["data"], "data")
+    if data_spec is not None:
+        data_config.spec = data_spec
+    bundle = load_data(data_config, seed=run.config["train"]["seed"])
+    check_compatible(bundle, run.class_names, run.extras["features"], data_config.spec)
+    parts = {"test": [bundle.test], "val": [bundle.val], "train": [bundle.train],
+             "all": [bundle.train, bundle.val, bundle.test]}[split]
+    normalizer = run.normalizer
+    probabilities = np.concatenate([predict_proba(run.model, normalizer.transform(p)) for p in parts])
+    y = np.concatenate([p.y for p in parts])
+    metrics = classification_metrics(probabilities, y, len(run.class_names))
+    return {"task": run.task, "model": run.checkpoint["model"]["name"], "data": data_config.spec,
+            "split": split, split: metrics}
+
+
+def check_compatible(bundle: DataBundle, class_names: list[str], features: int, spec: str) -> None:
+    if bundle.input_size != features:
+        raise SeqlabError(f"data {spec!r}: has {bundle.input_size} features; the run was trained on {features}")
+    if bundle.class_names != class_names:
+        raise SeqlabError(f"data {spec!r}: classes {bundle.class_names} differ from the run's {class_names}")

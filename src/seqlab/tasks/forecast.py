@@ -1,0 +1,353 @@
+"""Forecasting: sliding windows over a series, direct or recursive multi-step forecasts.
+
+Indexing is by raw time t = 0 .. N-1. After the transforms, z(t) exists for
+t >= lag. The model's input at time t is [z(t-1), covariates(t)] and its
+target is z(t), so a window ending at t reads z up to t-1 and the calendar
+of t. ``recursive`` models output z at every step of the window (head
+``step``) and forecast by feeding each prediction back with the recurrent
+state carried from step to step; ``direct`` models output z(t .. t+H-1)
+from the window ending at t. Validation rolls the model out over the
+validation part exactly as the test does. Symbols: W window, H horizon,
+C series, K covariates, F = C + K input features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from seqlab.config import ForecastConfig, RunConfig, from_dict
+from seqlab.data.series import Series, handle_missing, load_series, months_of
+from seqlab.data.transforms import SeriesTransform
+from seqlab.errors import SeqlabError
+from seqlab.io import write_csv, write_json
+from seqlab.models.registry import build_model, count_parameters
+from seqlab.reports.plots import plot_forecast, plot_learning_curves
+from seqlab.runs import METRICS_FILE, MODEL_FILE, Run, save_run_checkpoint
+
+
+# ----------------------------------------------------------------------------
+# Inputs by raw time
+
+
+def covariates(series: Series, names: list[str], steps_after: int = 0) -> np.ndarray:
+    """(N + steps_after, K) known-ahead inputs for the series and ``steps_after`` future points."""
+    columns = []
+    if "month" in names:
+        if series.dates is None:
+            raise SeqlabError(f"forecast.covariates: month needs dates; {series.name} has no date column")
+        dates = series.dates if not steps_after else np.concatenate([series.dates, series.future_dates(steps_after)])
+        angle = 2 * np.pi * (months_of(dates) - 1) / 12
+        columns += [np.sin(angle), np.cos(angle)]
+    total = len(series) + steps_after
+    return np.stack(columns, axis=1) if columns else np.zeros((total, 0))
+
+
+@dataclass
+class Prepared:
+    """A series ready for the model: z by raw time (NaN before lag) and covariates."""
+
+    series: Series
+    transform: SeriesTransform
+    z: np.ndarray  # (N, C), NaN where t < lag
+    cov: np.ndarray  # (N + extra, K)
+
+    def inputs(self, start: int, stop: int) -> np.ndarray:
+        """Model inputs for raw times start .. stop-1: [z(t-1), cov(t)] -> (stop - start, F)."""
+        return np.concatenate([self.z[start - 1 : stop - 1], self.cov[start:stop]], axis=1)
+
+
+def prepare(series: Series, transform: SeriesTransform, names: list[str], extra: int = 0) -> Prepared:
+    z = np.full(series.values.shape, np.nan)
+    z[transform.lag :] = transform.transform(series.values, series.name)
+    return Prepared(series, transform, z, covariates(series, names, extra))
+
+
+def split_sizes(n: int, cfg: ForecastConfig, lag: int, name: str) -> tuple[int, int, int]:
+    n_test, n_val = cfg.test_steps, cfg.val_steps
+    n_train = n - n_val - n_test
+    needed = lag + cfg.window + (cfg.horizon if cfg.strategy == "direct" else 1) + 1
+    if n_train < needed:
+        raise SeqlabError(
+            f"forecast: {name} has {n} points; test ({n_test}) and validation ({n_val}) leave {n_train} for "
+            f"training, but window {cfg.window}, transform lag {lag}"
+            + (f" and horizon {cfg.horizon}" if cfg.strategy == "direct" else "")
+            + f" need at least {needed}; the horizon or window is longer than the data allows"
+        )
+    return n_train, n_val, n_test
+
+
+def training_windows(data: Prepared, cfg: ForecastConfig, end: int) -> tuple[np.ndarray, np.ndarray]:
+    """Windows whose targets all lie before raw time ``end``."""
+    lag, W, H = data.transform.lag, cfg.window, cfg.horizon
+    xs, ys = [], []
+    last = end - 1 if cfg.strategy == "recursive" else end - H
+    for t in range(lag + W, last + 1):
+        xs.append(data.inputs(t - W + 1, t + 1))  # (W, F)
+        if cfg.strategy == "recursive":
+            ys.append(data.z[t - W + 1 : t + 1])  # (W, C)
+        else:
+            ys.append(data.z[t : t + H].reshape(-1))  # (H*C,)
+    return np.asarray(xs, np.float32), np.asarray(ys, np.float32)
+
+
+def rollout(model: nn.Module, cfg: ForecastConfig, history: torch.Tensor, future_cov: torch.Tensor,
+            steps: int, channels: int) -> torch.Tensor:
+    """Forecast ``steps`` values of z after a window of inputs.
+
+    ``history (W, F)`` are the inputs for the last W known times (the last
+    one predicts the first forecast step); ``future_cov (steps, K)`` the
+    covariates of the forecast times. Returns (steps, C).
+    """
+    if cfg.strategy == "recursive":
+        out, state = model.forward_stateful(history[None])  # (1, W, C)
+        predictions = [out[0, -1]]
+        for k in range(1, steps):
+            x = torch.cat([predictions[-1], future_cov[k]])[None, None]  # (1, 1, F)
+            out, state = model.forward_stateful(x, state)
+            predictions.append(out[0, -1])
+        return torch.stack(predictions)
+    inputs = history
+    predictions = []
+    while len(predictions) < steps:
+        block = model(inputs[-cfg.window :][None])[0].view(cfg.horizon, channels)  # (H, C)
+        for z in block:
+            k = len(predictions)
+            if k == steps:
+                break
+            predictions.append(z)
+            if k + 1 < steps:
+                inputs = torch.cat([inputs, torch.cat([z, future_cov[k + 1]])[None]])
+    return torch.stack(predictions)
+
+
+def forecast_from(model: nn.Module, cfg: ForecastConfig, data: Prepared, origin: int, steps: int) -> np.ndarray:
+    """Raw-scale forecast of times origin .. origin+steps-1 from everything before ``origin``."""
+    lag = data.transform.lag
+    if origin - cfg.window < lag:
+        raise SeqlabError(f"forecast: {origin} known points are too few for window {cfg.window} plus transform "
+                          f"lag {lag}; the horizon is longer than the data allows")
+    if data.cov.shape[0] < origin + steps:
+        raise ValueError("covariates do not reach the end of the forecast")
+    history = torch.tensor(data.inputs(origin - cfg.window + 1, origin + 1), dtype=torch.float32)
+    future_cov = torch.tensor(data.cov[origin : origin + steps], dtype=torch.float32)
+    model.eval()
+    with torch.no_grad():
+        z = rollout(model, cfg, history, future_cov, steps, data.z.shape[1]).numpy()
+    return data.transform.inverse(z, data.series.values[:origin])
+
+
+def forecast_metrics(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float | None]:
+    """MAPE and sMAPE in percent, RMSE and MAE; MAPE is null when a true value is 0."""
+    error = prediction - truth
+    nonzero = np.all(truth != 0)
+    return {
+        "mape": float(np.mean(np.abs(error) / np.abs(truth)) * 100) if nonzero else None,
+        "smape": float(np.mean(2 * np.abs(error) / (np.abs(truth) + np.abs(prediction) + 1e-12)) * 100),
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "mae": float(np.mean(np.abs(error))),
+    }
+
+
+def baselines(history: np.ndarray, steps: int, season: int) -> dict[str, np.ndarray]:
+    """Seasonal naive (the last season repeated) and naive (the last value) from the origin."""
+    seasonal = history[-season:] if len(history) >= season else history
+    return {
+        "seasonal_naive": np.concatenate([seasonal] * (steps // len(seasonal) + 1))[:steps],
+        "naive": np.repeat(history[-1:], steps, axis=0),
+    }
+
+
+# ----------------------------------------------------------------------------
+# Training
+
+
+class ForecastModule:
+    """Built lazily so that Lightning is imported only when training."""
+
+    @staticmethod
+    def create(model, lr, weight_decay, cfg: ForecastConfig, channels: int):
+        from seqlab.training.module import SeqlabModule
+
+        class _Module(SeqlabModule):
+            def batch_loss(self, batch, stage):
+                if stage == "train":
+                    x, y = batch
+                    prediction = self.model(x)  # (B, W, C) or (B, H*C)
+                    return nn.functional.mse_loss(prediction, y), y.numel(), {}
+                history, future_cov, target = (b[0] for b in batch)
+                prediction = rollout(self.model, cfg, history, future_cov, len(target), channels)  # (S, C)
+                return nn.functional.mse_loss(prediction, target), target.numel(), {}
+
+        return _Module(model, lr, weight_decay)
+
+
+def resolve_series(config: RunConfig) -> Series:
+    return handle_missing(load_series(config.data.spec), config.forecast.impute)
+
+
+def check_model(config: RunConfig) -> None:
+    head, strategy = config.model.get("head"), config.forecast.strategy
+    if strategy == "recursive" and (head != "step" or config.model.get("bidirectional")):
+        raise SeqlabError(
+            f"forecast.strategy recursive needs a unidirectional model with model.head=step, got head={head}, "
+            f"bidirectional={config.model.get('bidirectional')}; use forecast.strategy=direct otherwise"
+        )
+    if strategy == "direct" and head == "step":
+        raise SeqlabError("forecast.strategy direct needs a sequence head (last, mean or attention), got model.head=step")
+
+
+def train_forecast(config: RunConfig, out: Path, resume: bool, quiet: bool, callbacks=None) -> dict[str, Any]:
+    from seqlab.training.pipeline import fit_module
+
+    cfg = config.forecast
+    check_model(config)
+    series = resolve_series(config)
+    transform = SeriesTransform(cfg.transforms, cfg.season, cfg.scale)
+    n_train, n_val, n_test = split_sizes(len(series), cfg, transform.lag, series.name)
+    transform.fit(series.values[:n_train])
+    data = prepare(series, transform, cfg.covariates)
+    C, K = series.values.shape[1], data.cov.shape[1]
+    x, y = training_windows(data, cfg, n_train)
+    options = {k: v for k, v in config.model.items() if k != "name"}
+    output_size = C if cfg.strategy == "recursive" else cfg.horizon * C
+    model = build_model(config.model["name"], C + K, output_size, **options)
+    module = ForecastModule.create(model, config.train.lr, config.train.weight_decay, cfg, C)
+
+    generator = torch.Generator().manual_seed(config.train.seed)
+    train_loader = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
+                              batch_size=config.train.batch_size, shuffle=True, generator=generator)
+    val_item = (torch.tensor(data.inputs(n_train - cfg.window + 1, n_train + 1), dtype=torch.float32),
+                torch.tensor(data.cov[n_train : n_train + n_val], dtype=torch.float32),
+                torch.tensor(data.z[n_train : n_train + n_val], dtype=torch.float32))
+    val_loader = DataLoader([val_item], batch_size=1)
+    fit = fit_module(module, train_loader, val_loader, config, out, resume, quiet, callbacks)
+    model.load_state_dict(fit.best_state)
+
+    origin = n_train + n_val
+    truth = series.values[origin:]
+    prediction = forecast_from(model, cfg, data, origin, n_test)
+    val_prediction = forecast_from(model, cfg, data, n_train, n_val)
+    metrics = {
+        "task": "forecast",
+        "model": config.model["name"],
+        "params": count_parameters(model),
+        "train_seconds": round(fit.seconds, 3),
+        "epochs": len(fit.history),
+        "best_epoch": fit.best_epoch,
+        "data": {"spec": config.data.spec, "points": len(series), "train": n_train, "val": n_val, "test": n_test,
+                 "columns": series.columns, "windows": len(x), "strategy": cfg.strategy},
+        "val": forecast_metrics(val_prediction, series.values[n_train:origin]),
+        "test": forecast_metrics(prediction, truth),
+        "baselines": {name: forecast_metrics(values, truth)
+                      for name, values in baselines(series.values[:origin], n_test, cfg.season).items()},
+    }
+    extras = {"transform": transform.state_dict(), "columns": series.columns, "split": [n_train, n_val, n_test],
+              "covariates": list(cfg.covariates)}
+    save_run_checkpoint(
+        out / MODEL_FILE, model,
+        {"name": config.model["name"], "builder": "zoo", "input_size": C + K, "output_size": output_size,
+         "options": options},
+        config.to_dict(), "forecast", extras,
+    )
+    _write_forecast(out, series, origin, prediction, truth, f"{config.model['name']} on {series.name}: test forecast")
+    plot_learning_curves(fit.history, out / "learning_curves.png", f"{config.model['name']} on {series.name}")
+    write_json(out / METRICS_FILE, metrics)
+    return metrics
+
+
+def _write_forecast(out_csv_dir: Path, series: Series, origin: int, prediction: np.ndarray,
+                    truth: np.ndarray | None, title: str, csv_path: Path | None = None,
+                    png_path: Path | None = None) -> None:
+    steps = len(prediction)
+    dates = series.dates
+    if dates is not None:
+        all_dates = np.concatenate([dates, series.future_dates(max(0, origin + steps - len(series)))])
+        future_dates = [str(d) for d in all_dates[origin : origin + steps]]
+    else:
+        future_dates = [str(origin + k) for k in range(steps)]
+    header = ["step", "time"] + [f"{c}_forecast" for c in series.columns]
+    known = 0 if truth is None else len(truth)
+    if known:
+        header += [f"{c}_truth" for c in series.columns]
+    rows = []
+    for k in range(steps):
+        row = [k + 1, future_dates[k]] + [f"{v:.6g}" for v in prediction[k]]
+        if known:
+            row += [f"{v:.6g}" for v in truth[k]] if k < known else [""] * len(series.columns)
+        rows.append(row)
+    write_csv(csv_path or out_csv_dir / "forecast.csv", header, rows)
+    plot_forecast(series, origin, prediction, truth, png_path or out_csv_dir / "forecast.png", title)
+
+
+# ----------------------------------------------------------------------------
+# Saved runs
+
+
+def _run_parts(run: Run, spec: str | None) -> tuple[ForecastConfig, Series]:
+    cfg = from_dict(ForecastConfig, run.config["forecast"], "forecast")
+    series = handle_missing(load_series(spec or run.config["data"]["spec"]), cfg.impute)
+    if series.values.shape[1] != len(run.extras["columns"]):
+        raise SeqlabError(f"data {series.name!r}: has columns {series.columns}; the run forecasts {run.extras['columns']}")
+    return cfg, series
+
+
+def evaluate_forecast(run: Run, data_spec: str | None, split: str) -> dict[str, Any]:
+    cfg, series = _run_parts(run, data_spec)
+    transform = SeriesTransform.from_state_dict(run.extras["transform"])
+    n_train, n_val, n_test = split_sizes(len(series), cfg, transform.lag, series.name)
+    data = prepare(series, transform, cfg.covariates)
+    origin = {"test": n_train + n_val, "val": n_train}.get(split)
+    if origin is None:
+        raise SeqlabError(f"--split {split}: a forecast run evaluates test or val")
+    steps = n_test if split == "test" else n_val
+    truth = series.values[origin : origin + steps]
+    prediction = forecast_from(run.model, cfg, data, origin, steps)
+    return {"task": "forecast", "model": run.checkpoint["model"]["name"], "data": series.name, "split": split,
+            split: forecast_metrics(prediction, truth),
+            "baselines": {name: forecast_metrics(values, truth)
+                          for name, values in baselines(series.values[:origin], steps, cfg.season).items()}}
+
+
+def forecast_file(run_dir: str | Path, horizon: int, out: str | Path, input_spec: str | None = None,
+                  holdout: int = 0) -> dict[str, Any]:
+    """``seqlab forecast``: ``horizon`` steps after the series (or after all but its last ``holdout``).
+
+    Writes the CSV ``out`` and a plot beside it (same name, ``.png``).
+    Returns the metrics against the held-out truth when there is some.
+    """
+    from seqlab.runs import load_run, require_task
+
+    run = load_run(run_dir)
+    require_task(run, "forecast", "forecast")
+    if horizon < 1:
+        raise SeqlabError(f"--horizon: expected an integer >= 1, got {horizon}")
+    if holdout < 0:
+        raise SeqlabError(f"--holdout: expected an integer >= 0, got {holdout}")
+    if input_spec and not input_spec.startswith("series:") and input_spec not in ("sine", "airline"):
+        input_spec = f"series:{input_spec}"
+    cfg, series = _run_parts(run, input_spec)
+    transform = SeriesTransform.from_state_dict(run.extras["transform"])
+    origin = len(series) - holdout
+    if holdout >= len(series) or origin - cfg.window < transform.lag:
+        raise SeqlabError(f"--holdout {holdout}: leaves {origin} points; window {cfg.window} plus transform lag "
+                          f"{transform.lag} need more")
+    known = series.values[: origin]
+    visible = Series(series.name, known, series.columns, None if series.dates is None else series.dates[:origin])
+    data = prepare(visible, transform, cfg.covariates, extra=horizon)
+    prediction = forecast_from(run.model, cfg, data, origin, horizon)
+    truth = series.values[origin : origin + horizon] if holdout else None
+    out = Path(out)
+    _write_forecast(out.parent, series, origin, prediction, truth,
+                    f"{run.checkpoint['model']['name']}: {horizon}-step forecast", csv_path=out,
+                    png_path=out.with_suffix(".png"))
+    result = {"horizon": horizon, "origin": origin, "csv": str(out), "plot": str(out.with_suffix(".png"))}
+    if truth is not None and len(truth):
+        result["metrics"] = forecast_metrics(prediction[: len(truth)], truth)
+    return result
