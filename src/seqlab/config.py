@@ -316,10 +316,20 @@ def from_dict(cls: type, values: dict[str, Any] | None, section: str) -> Any:
 # Files and overrides
 
 
+PRESETS = Path(__file__).parent / "presets"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS.glob("*.yaml"))
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config; a bare preset name (``airline``) reads the packaged preset."""
     path = Path(path)
+    if not path.is_file() and path.suffix == "" and (PRESETS / f"{path}.yaml").is_file():
+        path = PRESETS / f"{path}.yaml"
     if not path.is_file():
-        raise SeqlabError(f"config file {path}: not found")
+        raise SeqlabError(f"config file {path}: not found (presets: {', '.join(preset_names())})")
     try:
         tree = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:

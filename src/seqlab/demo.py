@@ -1,14 +1,24 @@
-"""The main job: train the core recurrent models on real data and compare them.
+"""The main job: train and compare seqlab's models on real data, offline.
 
-``make demo`` runs ``seqlab demo --out runs/demo``: RNN, LSTM and GRU on
-``digits`` (each 8x8 image read row by row), a bidirectional GRU on the
-variable-length JapaneseVowels set when aeon is installed, then a table of
-test accuracy, macro-F1, parameter count and training time, saved beside
-the runs.
+``make demo`` runs ``seqlab demo --out runs/demo``:
+
+* classification: RNN, LSTM and GRU on ``digits`` (each 8x8 image read row by
+  row), and a bidirectional GRU on the variable-length JapaneseVowels archive
+  when aeon is installed;
+* forecasting: the airline preset (last 36 months) beside the seasonal-naive
+  and naive baselines;
+* language modelling: a character GRU on the shipped founding documents,
+  beside the unigram baseline;
+* the seeds' sine experiment (RNN, LSTM, GRU rolled out from one value).
+
+Each part prints a table; ``summary.md`` collects them beside the run folders.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 from pathlib import Path
 
 import matplotlib
@@ -16,12 +26,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from seqlab.config import resolve_config  # noqa: E402
+from seqlab.config import read_config_file, resolve_config  # noqa: E402
+from seqlab.experiments.sine import run_sine_experiment  # noqa: E402
 from seqlab.io import save_figure, write_text  # noqa: E402
 from seqlab.reports.tables import format_table  # noqa: E402
 from seqlab.training.pipeline import train  # noqa: E402
 
-DEMO_RUNS = [
+CLASSIFICATION_RUNS = [
     ("rnn", {"data": {"spec": "digits"}, "model": {"name": "rnn"}}),
     ("lstm", {"data": {"spec": "digits"}, "model": {"name": "lstm"}}),
     ("gru", {"data": {"spec": "digits"}, "model": {"name": "gru"}}),
@@ -30,36 +41,66 @@ DEMO_RUNS = [
 UCR_RUNS = [
     ("bigru-vowels", {"data": {"spec": "aeon:JapaneseVowels"}, "model": {"name": "bigru"}}),
 ]
-HEADER = ["run", "model", "data", "test_accuracy", "test_macro_f1", "params", "train_seconds", "epochs"]
+LM_RUN = ("gru-lm", {"data": {"spec": "text:founding"}, "model": {"name": "gru", "hidden_size": 256},
+                     "train": {"epochs": 12, "batch_size": 32}})
 
 
-def run_demo(out: str | Path = "runs/demo", quiet: bool = False, epochs: int | None = None) -> list[list]:
-    """Train every demo run into ``out/NAME`` and write ``out/summary.md`` and ``out/comparison.png``."""
+def _train(name: str, tree: dict, out: Path, quiet: bool, epochs: int | None) -> dict:
+    if epochs is not None:
+        tree = {**tree, "train": {**tree.get("train", {}), "epochs": epochs}}
+    config = resolve_config(tree)
+    if not quiet:
+        print(f"== {name}: {config.model['name']} on {config.data.spec} ({config.task})", flush=True)
+    return train(config, out / name, overwrite=True, quiet=quiet).metrics
+
+
+def run_demo(out: str | Path = "runs/demo", quiet: bool = False, epochs: int | None = None) -> dict[str, list]:
+    """Run every part into ``out`` and write ``out/summary.md`` and ``out/comparison.png``."""
     out = Path(out)
+    sections: dict[str, tuple[list[str], list[list]]] = {}
+
+    header = ["run", "model", "data", "test_accuracy", "test_macro_f1", "params", "train_seconds", "epochs"]
     rows = []
-    runs = DEMO_RUNS + (UCR_RUNS if _has_aeon() else [])
+    runs = CLASSIFICATION_RUNS + (UCR_RUNS if importlib.util.find_spec("aeon") else [])
     for name, tree in runs:
-        if epochs is not None:
-            tree = {**tree, "train": {**tree.get("train", {}), "epochs": epochs}}
-        config = resolve_config(tree)
-        if not quiet:
-            print(f"== {name}: {config.model['name']} on {config.data.spec}", flush=True)
-        metrics = train(config, out / name, overwrite=True, quiet=quiet).metrics
-        rows.append([name, metrics["model"], config.data.spec, metrics["test"]["accuracy"],
-                     metrics["test"]["macro_f1"], metrics["params"], metrics["train_seconds"], metrics["epochs"]])
-    table = format_table(HEADER, rows)
-    write_text(out / "summary.md", "# seqlab demo\n\n" + format_table(HEADER, rows, markdown=True) + "\n")
-    _plot_comparison(rows, out / "comparison.png")
-    print(table)
-    print(f"\nResults: {out.resolve()} (summary.md, comparison.png, and one run folder per model:"
-          " metrics.json, history.csv, model.pt, learning_curves.png, confusion_matrix.png)")
-    return rows
+        m = _train(name, tree, out, quiet, epochs)
+        rows.append([name, m["model"], m["data"]["spec"], m["test"]["accuracy"], m["test"]["macro_f1"],
+                     m["params"], m["train_seconds"], m["epochs"]])
+    sections["Classification"] = (header, rows)
 
+    m = _train("airline", read_config_file("airline"), out, quiet, epochs)
+    sections["Forecasting: airline, last 36 months (1958-01 .. 1960-12)"] = (
+        ["run", "model", "MAPE %", "sMAPE %", "RMSE", "MAE", "params", "train_seconds"],
+        [["airline", m["model"], m["test"]["mape"], m["test"]["smape"], m["test"]["rmse"], m["test"]["mae"],
+          m["params"], m["train_seconds"]]]
+        + [[name, "baseline", b["mape"], b["smape"], b["rmse"], b["mae"], 0, 0.0] for name, b in m["baselines"].items()],
+    )
 
-def _has_aeon() -> bool:
-    import importlib.util
+    name, tree = LM_RUN
+    m = _train(name, tree, out, quiet, epochs)
+    sections["Character language model: founding documents (validation tail)"] = (
+        ["run", "model", "val_perplexity", "bits_per_char", "unigram_perplexity", "params", "train_seconds"],
+        [[name, m["model"], m["val"]["perplexity"], m["val"]["bits_per_char"],
+          m["baselines"]["unigram"]["perplexity"], m["params"], m["train_seconds"]]],
+    )
 
-    return importlib.util.find_spec("aeon") is not None
+    with contextlib.redirect_stdout(io.StringIO()):
+        sine = run_sine_experiment(out / "sine", quiet=True)
+    sections["Sine: 100 steps generated from sin(0) with carried state (300 iterations)"] = (
+        ["model", "train_mse", "rollout_rmse"],
+        [[cell, r["train_mse"], r["rollout_rmse"]] for cell, r in sine["models"].items()],
+    )
+
+    markdown = ["# seqlab demo", ""]
+    for title, (head, body) in sections.items():
+        print(f"\n{title}\n" + format_table(head, body))
+        markdown += [f"## {title}", "", format_table(head, body, markdown=True), ""]
+    write_text(out / "summary.md", "\n".join(markdown))
+    _plot_comparison(sections["Classification"][1], out / "comparison.png")
+    print(f"\nResults: {out.resolve()}\n  summary.md and comparison.png; one folder per run (metrics.json, history.csv,"
+          " model.pt, plots: learning_curves.png, confusion_matrix.png, forecast.png); sine/sine_rollout.png;"
+          " gru-lm/samples.txt")
+    return {title: body for title, (_, body) in sections.items()}
 
 
 def _plot_comparison(rows: list[list], path: Path) -> None:
@@ -71,5 +112,6 @@ def _plot_comparison(rows: list[list], path: Path) -> None:
     ax_time.set(ylabel="seconds", title="training time")
     for ax in (ax_acc, ax_time):
         ax.grid(axis="y", alpha=0.3)
+        ax.tick_params(axis="x", labelrotation=20)
     save_figure(fig, path)
     plt.close(fig)
