@@ -71,12 +71,15 @@ class DataConfig:
         test_fraction: share held out for testing when the source has no test split.
         normalize: ``standard`` (z-score), ``minmax`` or ``none``; fitted on
             the training split only, per feature, over valid (unpadded) steps.
+        options: settings of the source itself (``ut-har:``, ``deap:``),
+            checked by the source; see the README.
     """
 
     spec: str = "digits"
     val_fraction: float = 0.15
     test_fraction: float = 0.2
     normalize: Literal["standard", "minmax", "none"] = "standard"
+    options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         check(bool(self.spec), "data.spec", "a data set name or path", self.spec)

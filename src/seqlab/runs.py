@@ -88,7 +88,7 @@ def build_from_spec(spec: dict[str, Any]) -> nn.Module:
     options = dict(spec["options"])
     if spec.get("builder", "zoo") == "lm":
         return RecurrentLM(spec["output_size"], cell=spec["name"], **options)
-    return build_model(spec["name"], spec["input_size"], spec["output_size"], **options)
+    return build_model(spec["name"], spec["input_size"], spec["output_size"], steps=spec.get("steps"), **options)
 
 
 def load_run(path: str | Path) -> Run:

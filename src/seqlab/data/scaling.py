@@ -37,7 +37,13 @@ class Normalizer:
         scale = np.where(scale > 1e-12, scale, 1.0)
         return cls(kind, shift.astype(np.float32), scale.astype(np.float32))
 
+    @classmethod
+    def identity(cls, features: int) -> "Normalizer":
+        return cls("none", np.zeros(features, np.float32), np.ones(features, np.float32))
+
     def transform(self, data: SequenceSet) -> SequenceSet:
+        if self.kind == "none":
+            return data
         X = (data.X - self.shift) / self.scale  # (N, T, F)
         X = np.where(data.valid_mask()[..., None], X, 0.0).astype(np.float32)
         return SequenceSet(X, data.y, data.lengths, data.ids)

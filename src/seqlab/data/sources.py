@@ -178,6 +178,8 @@ BUILTIN: dict[str, tuple[Callable[[], LoadedFile], str]] = {
 
 PREFIXES = {
     "aeon:NAME": "a UEA/UCR pair shipped inside the aeon package (for example aeon:BasicMotions, aeon:JapaneseVowels)",
+    "ut-har:DIR": "UT-HAR WiFi CSI in SenseFi's layout (data/X_*.csv, label/y_*.csv): 250 x 90, 7 activities",
+    "deap:DIR": "DEAP data_preprocessed_python (s01.dat ... s32.dat): EEG windows, valence/arousal/quadrant labels",
 }
 
 FILE_FORMATS = {
@@ -238,6 +240,19 @@ def _merge_train_test(train: LoadedFile, test: LoadedFile, source: str) -> tuple
 
 def load_data(config: DataConfig, seed: int = 0) -> DataBundle:
     """Load ``config.spec`` and split it into train / validation / test."""
+    from seqlab.config import from_dict
+
+    if config.spec.startswith("ut-har:"):
+        from seqlab.data.ut_har import UTHAROptions, load_ut_har
+
+        return load_ut_har(config.spec[len("ut-har:"):], from_dict(UTHAROptions, config.options, "data.options"))
+    if config.spec.startswith("deap:"):
+        from seqlab.data.deap import DEAPOptions, load_deap
+
+        options = from_dict(DEAPOptions, config.options, "data.options")
+        return load_deap(config.spec[len("deap:"):], options, config.val_fraction, config.test_fraction, seed)
+    if config.options:
+        raise SeqlabError(f"data.options: {config.spec!r} takes no source options, got {sorted(config.options)}")
     train_file, test_file = _open_spec(config.spec)
     if train_file.labels is None:
         raise SeqlabError(f"data {config.spec!r}: no labels found; classification needs y / a label column / @classLabel true")

@@ -4,6 +4,7 @@
 >>> model = build_model("bigru", input_size=8, output_size=10, hidden_size=64)
 """
 
+from seqlab.models import hybrid, tcn, text  # noqa: F401  (registers the sensing, TCN and text models)
 from seqlab.models.recurrent import (
     GRUModel,
     LSTMModel,

@@ -28,6 +28,10 @@ class ModelEntry:
         summary: one line for ``seqlab models``.
         preset: option values that differ from the dataclass defaults
             (``bigru`` is ``gru`` with ``bidirectional=True``).
+        needs_steps: the builder takes ``steps`` (T), because the model's
+            shape depends on the sequence length (time steps as channels).
+        tokens: the input is token ids (N, T, 1), not features to normalise;
+            the builder takes ``vocab_size``.
     """
 
     name: str
@@ -36,6 +40,8 @@ class ModelEntry:
     tasks: tuple[str, ...]
     summary: str
     preset: dict[str, Any] = field(default_factory=dict)
+    needs_steps: bool = False
+    tokens: bool = False
 
     def defaults(self) -> dict[str, Any]:
         values = {f.name: f.default for f in dataclasses.fields(self.options)}
@@ -52,11 +58,15 @@ def register_model(
     options: type,
     tasks: tuple[str, ...],
     summary: str,
-    **preset: Any,
+    needs_steps: bool = False,
+    tokens: bool = False,
+    preset: dict[str, Any] | None = None,
+    **preset_values: Any,
 ) -> None:
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
-    _REGISTRY[name] = ModelEntry(name, builder, options, tasks, summary, preset)
+    values = {**(preset or {}), **preset_values}
+    _REGISTRY[name] = ModelEntry(name, builder, options, tasks, summary, values, needs_steps, tokens)
 
 
 def model_names() -> list[str]:
@@ -93,14 +103,21 @@ def resolve_model_options(values: dict[str, Any], task: str | None = None) -> di
     return {"name": entry.name, **dataclasses.asdict(options)}
 
 
-def build_model(name: str, input_size: int, output_size: int, **options: Any) -> nn.Module:
+def build_model(name: str, input_size: int, output_size: int, steps: int | None = None, **options: Any) -> nn.Module:
     """Build a registered model: ``build_model("gru", 8, 10, hidden_size=64)``.
 
-    Options not given take the model's defaults; unknown options are an error.
+    Options not given take the model's defaults; unknown options are an
+    error. ``steps`` (T) is needed by models whose shape depends on it
+    (``cnn-gru``, ``cnn-gru-parallel``); for token models (``text-lstm``)
+    ``input_size`` is the vocabulary size.
     """
     resolved = resolve_model_options({"name": name, **options})
     resolved.pop("name")
     entry = get_model_entry(name)
+    if entry.needs_steps:
+        if not steps:
+            raise SeqlabError(f"model {name}: needs the sequence length (steps) at construction")
+        return entry.builder(input_size, output_size, steps=steps, **resolved)
     return entry.builder(input_size, output_size, **resolved)
 
 

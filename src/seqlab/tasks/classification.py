@@ -8,21 +8,28 @@ from typing import Any
 import numpy as np
 
 from seqlab.config import DataConfig, RunConfig, from_dict
-from seqlab.data.dataset import DataBundle
+from seqlab.data.dataset import DataBundle, SequenceSet
 from seqlab.data.scaling import Normalizer
 from seqlab.data.sources import load_data
 from seqlab.errors import SeqlabError
 from seqlab.io import write_json
-from seqlab.models.registry import build_model, count_parameters
+from seqlab.models.registry import build_model, count_parameters, get_model_entry
 from seqlab.reports.plots import plot_confusion_matrix, plot_learning_curves
 from seqlab.runs import METRICS_FILE, MODEL_FILE, Run, save_run_checkpoint
 from seqlab.training.evaluate import classification_metrics, predict_proba
 
 
-def prepare_bundle(config: RunConfig) -> tuple[DataBundle, Normalizer]:
-    """Load, split and normalise the data (statistics from the training split only)."""
+def prepare_bundle(config: RunConfig, tokens: bool = False) -> tuple[DataBundle, Normalizer]:
+    """Load, split and normalise the data (statistics from the training split only).
+
+    Token ids (``tokens``) and data that scales itself (DEAP windows) are not normalised here.
+    """
     bundle = load_data(config.data, seed=config.train.seed)
-    normalizer = Normalizer.fit(bundle.train, config.data.normalize)
+    kind = "none" if tokens or not isinstance(bundle.train, SequenceSet) else config.data.normalize
+    normalizer = Normalizer.fit(bundle.train, kind) if isinstance(bundle.train, SequenceSet) else \
+        Normalizer.identity(bundle.input_size)
+    if kind == "none":
+        return bundle, normalizer
     bundle.train = normalizer.transform(bundle.train)
     bundle.val = normalizer.transform(bundle.val)
     bundle.test = normalizer.transform(bundle.test)
@@ -36,9 +43,12 @@ def train_classification(config: RunConfig, out: Path, resume: bool, quiet: bool
     options = {k: v for k, v in config.model.items() if k != "name"}
     if options.get("head") == "step":
         raise SeqlabError("model.head: 'step' gives one output per time step; classification needs last, mean or attention")
-    bundle, normalizer = prepare_bundle(config)
+    entry = get_model_entry(config.model["name"])
+    bundle, normalizer = prepare_bundle(config, tokens=entry.tokens)
     variable_length = any(part.lengths is not None for part in (bundle.train, bundle.val, bundle.test))
-    model = build_model(config.model["name"], bundle.input_size, bundle.num_classes, **options)
+    input_size = vocabulary_size(bundle) if entry.tokens else bundle.input_size
+    steps = bundle.train.steps
+    model = build_model(config.model["name"], input_size, bundle.num_classes, steps=steps, **options)
     module = ClassificationModule(model, config.train.lr, config.train.weight_decay, variable_length)
     train_loader = make_loader(bundle.train, config.train.batch_size, shuffle=True, seed=config.train.seed)
     val_loader = make_loader(bundle.val, 512, shuffle=False)
@@ -71,8 +81,8 @@ def train_classification(config: RunConfig, out: Path, resume: bool, quiet: bool
     save_run_checkpoint(
         out / MODEL_FILE,
         model,
-        {"name": config.model["name"], "builder": "zoo", "input_size": bundle.input_size,
-         "output_size": bundle.num_classes, "options": options},
+        {"name": config.model["name"], "builder": "zoo", "input_size": input_size,
+         "output_size": bundle.num_classes, "steps": steps, "options": options},
         config.to_dict(),
         "classification",
         {"normalizer": normalizer.state_dict(), "class_names": bundle.class_names,
@@ -85,6 +95,18 @@ def train_classification(config: RunConfig, out: Path, resume: bool, quiet: bool
                           f"{title}: test confusion matrix")
     write_json(out / METRICS_FILE, metrics)  # last: its presence marks the run complete
     return metrics
+
+
+def vocabulary_size(bundle: DataBundle) -> int:
+    """Token models: ids must be integers >= 0 in a single feature; V = largest id + 1."""
+    largest = 0
+    for part in (bundle.train, bundle.val, bundle.test):
+        ids = part.X
+        if ids.shape[2] != 1 or np.any(ids < 0) or np.any(ids != np.round(ids)):
+            raise SeqlabError(f"data {bundle.name!r}: a token model expects X of integer ids >= 0, shape (N, T) "
+                              f"or (N, T, 1); got shape {ids.shape} with values {ids.min():g}..{ids.max():g}")
+        largest = max(largest, int(ids.max()))
+    return largest + 1
 
 
 def evaluate_classification(run: Run, data_spec: str | None, split: str) -> dict[str, Any]:

@@ -12,8 +12,11 @@ from seqlab.data.dataset import SequenceSet
 
 @torch.no_grad()
 def predict_proba(model: nn.Module, data: SequenceSet, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities (N, C) for every sequence of ``data``."""
+    """Class probabilities (N, C) for every sequence of ``data`` (in memory or a lazy dataset)."""
     model.eval()
+    if not isinstance(data, SequenceSet):
+        loader = torch.utils.data.DataLoader(data, batch_size=batch_size)
+        return np.concatenate([torch.softmax(model(x).float(), dim=-1).numpy() for x, _, _ in loader])
     variable = data.lengths is not None
     chunks = []
     for start in range(0, len(data), batch_size):

@@ -43,9 +43,11 @@ class SequenceTensors(Dataset):
         return self.X[i], self.lengths[i], self.y[i]
 
 
-def make_loader(data: SequenceSet, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+def make_loader(data, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+    """Batches of (x, lengths, y) from a :class:`SequenceSet` or a lazy dataset of such items."""
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(SequenceTensors(data), batch_size=batch_size, shuffle=shuffle, generator=generator)
+    dataset = SequenceTensors(data) if isinstance(data, SequenceSet) else data
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
 
 
 def trim_batch(x: torch.Tensor, lengths: torch.Tensor, variable_length: bool):
