@@ -92,6 +92,12 @@ def test_scaling_statistics_come_from_training_trials(folder):
     np.testing.assert_allclose(bundle.train.scale, [values.std()], rtol=1e-4)
 
 
+def test_python2_style_pickles_load_too(tmp_path):
+    folder = write_deap(tmp_path / "py2", subjects=1, samples=SAMPLES, protocol=2)
+    bundle = load(folder, window=4.0, stride=4.0)
+    assert len(bundle.train) + len(bundle.val) + len(bundle.test) == 40 * 2  # 10-s trials, 4-s windows
+
+
 class Exploit:
     def __reduce__(self):
         import os

@@ -3,8 +3,9 @@
 ``make demo`` runs ``seqlab demo --out runs/demo``:
 
 * classification: RNN, LSTM and GRU on ``digits`` (each 8x8 image read row by
-  row), and a bidirectional GRU on the variable-length JapaneseVowels archive
-  when aeon is installed;
+  row); when aeon is installed, a bidirectional GRU on the variable-length
+  JapaneseVowels archive and the sensing models (CNN-GRU serial and parallel,
+  ABLSTM, 1D-CNN + LSTM/GRU, TCN) beside a GRU on BasicMotions (motion sensors);
 * forecasting: the airline preset (last 36 months) beside the seasonal-naive
   and naive baselines;
 * language modelling: a character GRU on the shipped founding documents,
@@ -38,8 +39,13 @@ CLASSIFICATION_RUNS = [
     ("gru", {"data": {"spec": "digits"}, "model": {"name": "gru"}}),
 ]
 # Real UEA/UCR data that the aeon package ships (installed by `make`); skipped without it.
+# BasicMotions: accelerometer and gyroscope (6 channels, 100 steps), 4 activities - the
+# sensing models' home ground.
 UCR_RUNS = [
     ("bigru-vowels", {"data": {"spec": "aeon:JapaneseVowels"}, "model": {"name": "bigru"}}),
+] + [
+    (f"{name}-motions", {"data": {"spec": "aeon:BasicMotions"}, "model": {"name": name}})
+    for name in ("gru", "cnn-gru", "cnn-gru-parallel", "ablstm", "cnn1d-lstm", "cnn1d-gru", "tcn")
 ]
 LM_RUN = ("gru-lm", {"data": {"spec": "text:founding"}, "model": {"name": "gru", "hidden_size": 256},
                      "train": {"epochs": 12, "batch_size": 32}})

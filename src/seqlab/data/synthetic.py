@@ -50,12 +50,17 @@ def deap_subject(rng, samples: int = deap.SAMPLES) -> dict:
     return {"labels": ratings, "data": data}
 
 
-def write_deap(folder: str | Path, subjects: int = 2, samples: int = deap.SAMPLES, seed: int = 0) -> Path:
-    """``sNN.dat`` pickles holding ``data`` (40, 40, samples) float64 and ``labels`` (40, 4)."""
+def write_deap(folder: str | Path, subjects: int = 2, samples: int = deap.SAMPLES, seed: int = 0,
+               protocol: int = 4) -> Path:
+    """``sNN.dat`` pickles holding ``data`` (40, 40, samples) float64 and ``labels`` (40, 4).
+
+    Protocol 4 stores the arrays' bytes as they are (103 MB per full-size
+    subject, as DEAP's files); protocol 2 writes them the way Python 2 did.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for number in range(1, subjects + 1):
         with (folder / f"s{number:02d}.dat").open("wb") as handle:
-            pickle.dump(deap_subject(rng, samples), handle, protocol=2)
+            pickle.dump(deap_subject(rng, samples), handle, protocol=protocol)
     return folder

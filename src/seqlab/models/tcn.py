@@ -88,4 +88,6 @@ class TCNOptions:
         check(0.0 <= self.dropout < 1.0, "model.dropout", "a probability in [0, 1)", self.dropout)
 
 
-register_model("tcn", TCN, TCNOptions, ("classification",), "temporal convolutional network (dilated causal)")
+register_model("tcn", TCN, TCNOptions, ("classification",),
+               f"temporal convolutional network (dilated causal; receptive field {receptive_field(3, 4)} steps "
+               "at the defaults)")

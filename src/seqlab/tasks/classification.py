@@ -78,6 +78,8 @@ def train_classification(config: RunConfig, out: Path, resume: bool, quiet: bool
         "val": val,
         "test": test,
     }
+    if hasattr(model, "receptive_field"):
+        metrics["receptive_field"] = model.receptive_field
     save_run_checkpoint(
         out / MODEL_FILE,
         model,
