@@ -94,6 +94,32 @@ def _parser() -> argparse.ArgumentParser:
     sine.add_argument("--hidden-size", type=int, default=16, help="hidden size (default 16)")
     sine.add_argument("--seed", type=int, default=0, help="seed (default 0)")
 
+    export = commands.add_parser(
+        "export", help="export a run to ONNX, TorchScript or ncnn and prove it matches eager PyTorch",
+        description="Export the run's model (its normaliser included) with dynamic batch and time axes, run the "
+        "export on inputs of several batch sizes and lengths, print the largest difference from eager PyTorch, "
+        "and fail (removing the output) above --tolerance. --streaming exports a step model "
+        "(x_t, state) -> (y_t, state').",
+    )
+    export.add_argument("--run", type=Path, required=True, help="classification run folder")
+    export.add_argument("--format", required=True, help="onnx, torchscript or ncnn")
+    export.add_argument("--streaming", action="store_true", help="export the step model with explicit state")
+    export.add_argument("--out", type=Path, required=True, help="file to write (ncnn: NAME.param and NAME.bin)")
+    export.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed difference (default 1e-4)")
+
+    stream = commands.add_parser(
+        "stream", help="predict frame by frame from a CSV file or stdin, the recurrent state carried",
+        description="Read frames (one CSV row of features each; a header row is skipped) and write one prediction "
+        "per frame, the state carried from the first frame; or, with --window W --stride S, one prediction per "
+        "window of W frames every S frames, each window read from a fresh state.",
+    )
+    stream.add_argument("--run", type=Path, required=True, help="classification run folder (unidirectional, head last)")
+    stream.add_argument("--input", required=True, help="CSV file of frames, or - for stdin")
+    stream.add_argument("--out", type=Path, help="CSV to write (default: stdout)")
+    stream.add_argument("--window", type=int, default=0, help="frames per window (default: no windows)")
+    stream.add_argument("--stride", type=int, default=0, help="frames between windows")
+    stream.add_argument("--backend", default="compiled", help="compiled (default) or eager")
+
     demo = commands.add_parser("demo", help="the main job: train and compare the core models on real data")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for the runs (default runs/demo)")
     demo.add_argument("--epochs", type=int, default=None, help="override each run's epochs (for a quick look)")
@@ -219,6 +245,36 @@ def cmd_sine(args) -> None:
     run_sine_experiment(args.out, args.iterations, args.hidden_size, seed=args.seed)
 
 
+def cmd_export(args) -> None:
+    from seqlab.export import export_run
+
+    if not args.tolerance > 0:
+        raise SeqlabError(f"--tolerance: expected a positive number, got {args.tolerance}")
+    report = export_run(args.run, args.format, args.out, args.streaming, args.tolerance)
+    kind = "step model" if report.streaming else "model"
+    for batch, length, diff in report.cases:
+        print(f"  batch {batch:2d} length {length:4d}: max |exported - eager| = {diff:.3g}")
+    print(f"Exported {kind} to {report.path} ({report.format}); largest difference {report.max_abs_diff:.3g} "
+          f"<= tolerance {args.tolerance:g}" + (f"; {report.note}" if report.note else ""))
+
+
+def cmd_stream(args) -> None:
+    import contextlib
+
+    from seqlab.export.streaming import stream_file
+
+    if args.input == "-":
+        source, name = contextlib.nullcontext(sys.stdin), "stdin"
+    else:
+        path = Path(args.input)
+        if not path.is_file():
+            raise SeqlabError(f"--input {path}: file not found")
+        source, name = path.open(newline="", encoding="utf-8"), str(path)
+    target = args.out.open("w", newline="", encoding="utf-8") if args.out else contextlib.nullcontext(sys.stdout)
+    with source as handle, target as out:
+        stream_file(args.run, handle, name, out, args.window, args.stride, args.backend)
+
+
 def cmd_demo(args) -> None:
     from seqlab.demo import run_demo
 
@@ -229,7 +285,7 @@ def cmd_demo(args) -> None:
 
 COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "train": cmd_train, "eval": cmd_eval,
             "predict": cmd_predict, "forecast": cmd_forecast, "generate": cmd_generate, "sine": cmd_sine,
-            "demo": cmd_demo}
+            "export": cmd_export, "stream": cmd_stream, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

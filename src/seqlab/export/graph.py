@@ -1,0 +1,122 @@
+"""Modules built for export: normalisation inside the graph, a step model, a decomposed LSTM.
+
+Symbols: B batch, T steps, F features, H hidden size, P LSTM projection
+size, L layers, C outputs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from seqlab.models.recurrent import RecurrentEncoder, RecurrentModel
+
+
+class Deployable(nn.Module):
+    """Raw features in, model outputs out: the run's normaliser is part of the graph."""
+
+    def __init__(self, model: nn.Module, shift, scale):
+        super().__init__()
+        self.model = model
+        self.register_buffer("shift", torch.as_tensor(shift, dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x - self.shift) / self.scale)  # (B, C)
+
+
+class ProjectedLSTM(nn.Module):
+    """An LSTM with ``proj_size`` rewritten as a plain LSTM plus projections: same call, same results.
+
+    The ONNX LSTM operator has no projection. But with h = W_hr m (m = o *
+    tanh(c), the unprojected output), the recurrent term W_hh h equals
+    (W_hh W_hr) m, and the next layer's W_ih h equals (W_ih W_hr) m. So a
+    plain LSTM of hidden size H with those folded weights carries m exactly,
+    and the projections are applied afterwards: to the top layer's outputs
+    and to every layer's final state. It exports as native ONNX LSTM nodes.
+    """
+
+    def __init__(self, lstm: nn.LSTM):
+        super().__init__()
+        L, D, H = lstm.num_layers, 2 if lstm.bidirectional else 1, lstm.hidden_size
+        self.num_layers, self.directions = L, D
+        self.plain = nn.LSTM(lstm.input_size, H, num_layers=L, bidirectional=lstm.bidirectional, batch_first=True)
+        projections = []
+        with torch.no_grad():
+            for layer in range(L):
+                below = [getattr(lstm, f"weight_hr_l{layer - 1}" + ("_reverse" if d else "")) for d in range(D)] \
+                    if layer else None
+                for d in range(D):
+                    s = f"_l{layer}" + ("_reverse" if d else "")
+                    w_hr = getattr(lstm, f"weight_hr{s}")  # (P, H)
+                    w_ih = getattr(lstm, f"weight_ih{s}")
+                    if below is not None:  # the input is [W_hr m] of each direction below
+                        w_ih = torch.cat([w_ih[:, k * w_hr.shape[0]:(k + 1) * w_hr.shape[0]] @ below[k]
+                                          for k in range(D)], dim=1)
+                    getattr(self.plain, f"weight_ih{s}").copy_(w_ih)
+                    getattr(self.plain, f"weight_hh{s}").copy_(getattr(lstm, f"weight_hh{s}") @ w_hr)
+                    getattr(self.plain, f"bias_ih{s}").copy_(getattr(lstm, f"bias_ih{s}"))
+                    getattr(self.plain, f"bias_hh{s}").copy_(getattr(lstm, f"bias_hh{s}"))
+                    projections.append(w_hr.detach().clone())
+        self.register_buffer("projections", torch.stack(projections))  # (L*D, P, H)
+
+    def forward(self, x: torch.Tensor, state=None):
+        if state is not None:
+            raise ValueError("the decomposed projected LSTM starts from zero states")
+        m, (m_n, c_n) = self.plain(x)  # (B, T, D*H), (L*D, B, H)
+        B, T, _ = m.shape
+        D, H = self.directions, self.plain.hidden_size
+        top = self.projections[-D:]  # (D, P, H)
+        outputs = torch.einsum("btdh,dph->btdp", m.view(B, T, D, H), top).reshape(B, T, -1)  # (B, T, D*P)
+        h_n = torch.einsum("kbh,kph->kbp", m_n, self.projections)  # (L*D, B, P)
+        return outputs, (h_n, c_n)
+
+
+def replace_projected_lstms(module: nn.Module) -> bool:
+    """Swap every projected ``nn.LSTM`` inside ``module`` for :class:`ProjectedLSTM`; True if any was."""
+    swapped = False
+    for child in module.modules():
+        if isinstance(child, RecurrentEncoder) and isinstance(child.rnn, nn.LSTM) and child.rnn.proj_size:
+            child.rnn = ProjectedLSTM(child.rnn)
+            child.backend = "torch"
+            swapped = True
+    return swapped
+
+
+class StepModel(nn.Module):
+    """One step of a unidirectional recurrent model with explicit state: (x_t, h[, c]) -> (y_t, h'[, c']).
+
+    ``y_t`` is what the whole-sequence model outputs after reading steps
+    0..t: the head applied to the top layer's state (heads ``last`` and
+    ``step``). Inputs are raw features; the run's normaliser is inside.
+    Shapes: x_t (B, F), h (L, B, P), c (L, B, H), y_t (B, C).
+    """
+
+    def __init__(self, model: RecurrentModel, shift, scale):
+        super().__init__()
+        encoder = model.encoder
+        if encoder.num_directions != 1:
+            raise ValueError("a bidirectional model reads the future; it cannot run step by step")
+        if model.head not in ("last", "step"):
+            raise ValueError(f"head {model.head!r} pools over the whole sequence; streaming needs head last or step")
+        self.model = model
+        self.is_lstm = encoder.mode == "lstm"
+        self.register_buffer("shift", torch.as_tensor(shift, dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+
+    def initial_state(self, batch: int = 1) -> list[torch.Tensor]:
+        rnn = self.model.encoder.rnn
+        width = self.model.encoder.step_size
+        states = [torch.zeros(rnn.num_layers, batch, width)]
+        if self.is_lstm:
+            states.append(torch.zeros(rnn.num_layers, batch, rnn.hidden_size))
+        return states
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None = None):
+        x = ((x - self.shift) / self.scale).unsqueeze(1)  # (B, 1, F)
+        state = (h, c) if self.is_lstm else h
+        outputs, state = self.model.encoder.rnn(x, state)  # (B, 1, P)
+        y = self.model.fc(outputs[:, 0])  # (B, C)
+        if self.is_lstm:
+            return y, state[0], state[1]
+        return y, state

@@ -1,0 +1,261 @@
+"""Streaming inference: one frame in, one prediction out, the recurrent state carried.
+
+:class:`Streamer` loads a run folder (or an ONNX step model written by
+``seqlab export --streaming``) and answers ``push(frame)`` with the class
+probabilities after that frame; ``reset()`` starts a new stream. Feeding a
+sequence frame by frame gives what the whole-sequence model gives after the
+same frames. Backends: ``compiled`` (seqlab's batch-1 kernels, the fastest),
+``eager`` (PyTorch) and ``onnx`` (ONNX Runtime).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import sys
+import warnings
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import torch
+
+from seqlab.errors import SeqlabError
+from seqlab.export.graph import StepModel
+from seqlab.runs import Run, load_run
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def step_model(run: Run) -> StepModel:
+    if run.task != "classification":
+        raise SeqlabError(f"run folder {run.path}: streaming covers classification runs; this one is a {run.task} run")
+    model = copy.deepcopy(run.model).eval()
+    normalizer = run.normalizer
+    try:
+        return StepModel(model, normalizer.shift, normalizer.scale).eval()
+    except (ValueError, AttributeError) as error:
+        name = run.checkpoint["model"]["name"]
+        raise SeqlabError(f"run folder {run.path}: model {name} cannot stream: {error}") from None
+
+
+class Streamer:
+    """``push(frame (F,)) -> probabilities (C,)`` with the state carried between calls."""
+
+    def __init__(self, source: str | Path, backend: str = "compiled"):
+        source = Path(source)
+        self.backend = backend
+        if source.suffix == ".onnx":
+            import onnxruntime as ort
+
+            self.session = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
+            names = [i.name for i in self.session.get_inputs()]
+            self.state_names = names[1:]
+            self.state_shapes = [tuple(1 if isinstance(d, str) else d for d in i.shape) for i in self.session.get_inputs()[1:]]
+            self.features = self.session.get_inputs()[0].shape[1]
+            self.class_names = None
+            self.backend = "onnx"
+        else:
+            run = load_run(source)
+            self.step = step_model(run)
+            self.class_names = run.class_names
+            self.features = int(run.extras["features"])
+            if backend == "compiled":
+                self._prepare_compiled()
+            elif backend != "eager":
+                raise SeqlabError(f"--backend: expected compiled, eager or onnx (an .onnx file), got {backend!r}")
+        self.reset()
+
+    # -- compiled backend: weights as float32 arrays, kernels from seqlab.kernels.step_kernels
+    def _prepare_compiled(self) -> None:
+        rnn = self.step.model.encoder.rnn
+        if getattr(rnn, "proj_size", 0):
+            self.backend = "eager"  # the batch-1 kernels have no projection
+            return
+        self.mode = self.step.model.encoder.mode
+        self.relu = self.mode == "rnn" and rnn.nonlinearity == "relu"
+        as_np = lambda t: np.ascontiguousarray(t.detach().numpy(), dtype=np.float32)  # noqa: E731
+        self.layers = [tuple(as_np(getattr(rnn, f"{n}_l{k}")) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+                       for k in range(rnn.num_layers)]
+        self.fc = (as_np(self.step.model.fc.weight), as_np(self.step.model.fc.bias))
+        self.shift, self.inv_scale = as_np(self.step.shift), 1.0 / as_np(self.step.scale)
+        gates = self.layers[0][0].shape[0]
+        self.scratch = (np.zeros(gates, np.float32), np.zeros(gates, np.float32))
+        self.logits = np.zeros(self.fc[0].shape[0], np.float32)
+
+    def reset(self) -> None:
+        if self.backend == "onnx":
+            self.state = [np.zeros(s, np.float32) for s in self.state_shapes]
+        elif self.backend == "compiled":
+            hidden = self.layers[0][1].shape[1]
+            self.h = [np.zeros(hidden, np.float32) for _ in self.layers]
+            self.c = [np.zeros(hidden, np.float32) for _ in self.layers]
+        else:
+            self.state = self.step.initial_state(1)
+
+    def push(self, frame) -> np.ndarray:
+        x = np.asarray(frame, dtype=np.float32).reshape(-1)
+        if x.shape[0] != self.features:
+            raise SeqlabError(f"frame has {x.shape[0]} values; the model expects {self.features} features")
+        if self.backend == "compiled":
+            return self._push_compiled(x)
+        if self.backend == "onnx":
+            outputs = self.session.run(None, {"x": x[None], **dict(zip(self.state_names, self.state))})
+            self.state = outputs[1:]
+            return _softmax(outputs[0][0])
+        with torch.no_grad():
+            y, *self.state = self.step(torch.from_numpy(x)[None], *self.state)
+        return _softmax(y[0].numpy())
+
+    def _push_compiled(self, x: np.ndarray) -> np.ndarray:
+        from seqlab.kernels import step_kernels as K
+
+        v = (x - self.shift) * self.inv_scale
+        gi, gh = self.scratch
+        for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.layers):
+            if self.mode == "gru":
+                K.gru_step1(v, self.h[k], w_ih, w_hh, b_ih, b_hh, gi, gh)
+            elif self.mode == "lstm":
+                K.lstm_step1(v, self.h[k], self.c[k], w_ih, w_hh, b_ih, b_hh, gi, gh)
+            else:
+                K.rnn_step1(v, self.h[k], w_ih, w_hh, b_ih, b_hh, self.relu, gi, gh)
+            v = self.h[k]
+        K.head_step1(self.fc[0], self.fc[1], v, self.logits)
+        return _softmax(self.logits)
+
+
+# ----------------------------------------------------------------------------
+# Export of the step model
+
+
+def export_step_model(run: Run, model, shift, scale, fmt: str, out: Path, tolerance: float):
+    from seqlab.export.exporter import ExportReport, _inputs
+
+    step = step_model(run)
+    exportable = copy.deepcopy(step)
+    if fmt == "onnx" and getattr(step.model.encoder.rnn, "proj_size", 0):
+        raise SeqlabError("--streaming --format onnx: an LSTM with proj_size cannot carry its state through ONNX's "
+                          "LSTM operator; export the step model to torchscript")
+    if fmt == "ncnn":
+        raise SeqlabError("--streaming: ncnn step models are not supported; export the step model to onnx or torchscript")
+    states = step.initial_state(2)
+    names = ["h"] + (["c"] if step.is_lstm else [])
+    example = (_inputs(run, 2, 1, seed=0)[:, 0], *states)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(exportable, example, check_trace=False)
+            if fmt == "onnx":
+                axes = {"x": {0: "batch"}, "y": {0: "batch"}}
+                axes.update({n: {1: "batch"} for n in names + [f"{n}_out" for n in names]})
+                torch.onnx.export(traced, example, str(tmp), dynamo=False, opset_version=17,
+                                  input_names=["x"] + names, output_names=["y"] + [f"{n}_out" for n in names],
+                                  dynamic_axes=axes)
+            else:
+                traced.save(str(tmp))
+        report = _check_streaming(run, step, tmp, fmt, len(names), out, tolerance)
+        tmp.replace(out)
+        return report
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _check_streaming(run: Run, step: StepModel, path: Path, fmt: str, n_states: int, out: Path, tolerance: float):
+    from seqlab.export.exporter import ExportReport, _inputs
+
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        names = [i.name for i in session.get_inputs()]
+
+        def run_step(x, states):
+            outputs = session.run(None, {names[0]: x.numpy(), **{n: s.numpy() for n, s in zip(names[1:], states)}})
+            return outputs[0], [torch.from_numpy(o) for o in outputs[1:]]
+    else:
+        loaded = torch.jit.load(str(path))
+
+        def run_step(x, states):
+            outputs = loaded(x, *states)
+            return outputs[0].detach().numpy(), list(outputs[1:])
+
+    cases = []
+    with torch.no_grad():
+        for i, batch in enumerate((1, 3)):
+            x = _inputs(run, batch, min(int(run.extras["steps"]), 30), seed=200 + i)  # (B, T, F)
+            reference = whole_sequence_per_step(step, x)  # (B, T, C)
+            states = step.initial_state(batch)
+            worst = 0.0
+            for t in range(x.shape[1]):
+                y, states = run_step(x[:, t], states)
+                worst = max(worst, float(np.abs(y - reference[:, t]).max()))
+            cases.append((batch, x.shape[1], worst))
+    top = max(d for _, _, d in cases)
+    if not top <= tolerance:
+        raise SeqlabError(f"export {fmt} --streaming: step-by-step outputs differ from the whole-sequence model by "
+                          f"{top:.3g} (tolerance {tolerance:g}); nothing was written to {out}")
+    return ExportReport(out, fmt, True, top, cases)
+
+
+def whole_sequence_per_step(step: StepModel, x: torch.Tensor) -> np.ndarray:
+    """What the whole-sequence model outputs after each step: head of the top layer's outputs."""
+    model = step.model
+    with torch.no_grad():
+        outputs, _, _ = model.encoder((x - step.shift) / step.scale)  # (B, T, P)
+        return model.fc(outputs).numpy()  # (B, T, C)
+
+
+# ----------------------------------------------------------------------------
+# seqlab stream
+
+
+def stream_file(run_dir: str | Path, source: IO[str], name: str, out: IO[str], window: int = 0, stride: int = 0,
+                backend: str = "compiled") -> int:
+    """Read CSV frames (one per row; a header row is skipped) and write one prediction per frame,
+    or per window of ``window`` frames every ``stride`` frames (each window from a fresh state).
+    Returns the number of predictions written."""
+    streamer = Streamer(run_dir, backend)
+    classes = streamer.class_names
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["frame" if not window else "window_end", "predicted"] + [f"prob_{c}" for c in classes])
+    if window < 0 or stride < 0 or (window and not stride):
+        raise SeqlabError("--window and --stride: expected positive frame counts (both, or neither)")
+    try:
+        return _stream_rows(streamer, source, name, writer, out, window, stride)
+    except UnicodeDecodeError:
+        raise SeqlabError(f"{name}: not UTF-8 text; expected CSV rows of numbers") from None
+
+
+def _stream_rows(streamer: Streamer, source, name: str, writer, out, window: int, stride: int) -> int:
+    classes = streamer.class_names
+    count, buffer = 0, []
+    for line_no, row in enumerate(csv.reader(source), start=1):
+        if not row or not "".join(row).strip():
+            continue
+        try:
+            frame = [float(v) for v in row]
+        except ValueError:
+            if line_no == 1:
+                continue  # a header
+            raise SeqlabError(f"{name}:{line_no}: expected {streamer.features} numbers, got {row[:4]}...") from None
+        if len(frame) != streamer.features:
+            raise SeqlabError(f"{name}:{line_no}: expected {streamer.features} features per frame, got {len(frame)}")
+        if not window:
+            probabilities = streamer.push(frame)
+            writer.writerow([line_no, classes[int(np.argmax(probabilities))]] + [f"{p:.6f}" for p in probabilities])
+            count += 1
+            continue
+        buffer.append(frame)
+        if len(buffer) == window:
+            streamer.reset()
+            for f in buffer:
+                probabilities = streamer.push(f)
+            writer.writerow([line_no, classes[int(np.argmax(probabilities))]] + [f"{p:.6f}" for p in probabilities])
+            count += 1
+            buffer = buffer[stride:]
+        out.flush()
+    return count

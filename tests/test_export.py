@@ -1,0 +1,162 @@
+"""Export parity for every zoo model, ncnn, streaming equality, and the CLI around them."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+from seqlab.data.scaling import Normalizer
+from seqlab.errors import SeqlabError
+from seqlab.export import export_run
+from seqlab.export.streaming import Streamer, step_model, whole_sequence_per_step
+from seqlab.models import build_model
+from seqlab.runs import save_run_checkpoint
+
+F, C, T = 6, 3, 20
+ZOO = [
+    ("rnn", {}), ("rnn", {"nonlinearity": "relu", "num_layers": 2}), ("gru", {}), ("gru", {"num_layers": 2}),
+    ("lstm", {}), ("lstm", {"proj_size": 4}), ("lstm", {"proj_size": 3, "num_layers": 2, "bidirectional": True}),
+    ("bigru", {}), ("bilstm", {"num_layers": 2}), ("gru", {"head": "mean"}), ("lstm", {"head": "attention"}),
+    ("cnn-gru", {}), ("cnn-gru", {"conv_axis": "time"}), ("cnn-gru-parallel", {}), ("cnn-lstm-parallel", {}),
+    ("ablstm", {"hidden_size": 16}), ("cnn1d-lstm", {}), ("cnn1d-gru", {}), ("tcn", {}),
+]
+
+
+def make_run(folder: Path, name: str, options: dict, seed: int = 0) -> Path:
+    """A run folder around an untrained model: export parity needs weights, not skill."""
+    torch.manual_seed(seed)
+    model = build_model(name, F, C, steps=T, hidden_size=16, **options) if "hidden_size" not in options and \
+        name not in ("cnn-gru-parallel", "cnn-lstm-parallel", "cnn1d-lstm", "cnn1d-gru", "tcn", "cnn-gru") else \
+        build_model(name, F, C, steps=T, **options)
+    rng = np.random.default_rng(seed)
+    normalizer = Normalizer("standard", rng.normal(size=F).astype(np.float32), rng.uniform(0.5, 2, F).astype(np.float32))
+    spec = {"name": name, "builder": "zoo", "input_size": F, "output_size": C, "steps": T,
+            "options": {k: v for k, v in model_options(model, name, options).items()}}
+    folder.mkdir(parents=True, exist_ok=True)
+    save_run_checkpoint(folder / "model.pt", model, spec, {"train": {"seed": 0}}, "classification",
+                        {"normalizer": normalizer.state_dict(), "class_names": ["a", "b", "c"], "features": F,
+                         "steps": T, "feature_names": [], "variable_length": False})
+    return folder
+
+
+def model_options(model, name, options):
+    from seqlab.models.registry import resolve_model_options
+
+    resolved = resolve_model_options({"name": name, **options,
+                                      **({"hidden_size": 16} if "hidden_size" not in options and name in
+                                         ("rnn", "gru", "lstm", "bigru", "bilstm") else {})})
+    resolved.pop("name")
+    return resolved
+
+
+def test_parity_table_for_every_zoo_model(tmp_path, capsys):
+    rows = []
+    for i, (name, options) in enumerate(ZOO):
+        run = make_run(tmp_path / f"run{i}", name, options, seed=i)
+        for fmt in ("onnx", "torchscript"):
+            report = export_run(run, fmt, tmp_path / f"m{i}.{fmt}")
+            rows.append((f"{name} {options}", fmt, report.max_abs_diff))
+            assert report.path.is_file()
+    with capsys.disabled():
+        print("\nexport parity (max |exported - eager| over batch 1, 3, 8 and several lengths)")
+        for label, fmt, diff in rows:
+            print(f"  {label:60s} {fmt:12s} {diff:.2e}")
+    assert max(d for _, _, d in rows) <= 1e-4
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ncnn") is None or importlib.util.find_spec("pnnx") is None,
+                    reason="ncnn and pnnx are not installed")
+@pytest.mark.parametrize("name,options", [("rnn", {}), ("gru", {}), ("lstm", {}), ("bigru", {}), ("cnn-gru", {})])
+def test_ncnn_export_matches_eager(tmp_path, name, options):
+    run = make_run(tmp_path / "run", name, options)
+    report = export_run(run, "ncnn", tmp_path / "model.param")
+    assert report.max_abs_diff <= 1e-4 and (tmp_path / "model.bin").is_file()
+
+
+def test_ncnn_refuses_what_it_cannot_run(tmp_path):
+    run = make_run(tmp_path / "run", "tcn", {})
+    with pytest.raises(SeqlabError, match=r"--format ncnn: tcn is not supported"):
+        export_run(run, "ncnn", tmp_path / "m.param")
+
+
+@pytest.mark.parametrize("name,options", [("rnn", {}), ("gru", {"num_layers": 2}), ("lstm", {}),
+                                          ("lstm", {"proj_size": 4}), ("rnn", {"nonlinearity": "relu"})])
+def test_streaming_step_by_step_equals_whole_sequence(tmp_path, name, options):
+    run = make_run(tmp_path / "run", name, options)
+    step = step_model(__import__("seqlab.runs", fromlist=["load_run"]).load_run(run))
+    x = torch.randn(1, 15, F) * 2
+    reference = torch.softmax(torch.tensor(whole_sequence_per_step(step, x)[0]), dim=1).numpy()  # (T, C)
+    backends = ["eager", "compiled"]
+    for backend in backends:
+        streamer = Streamer(run, backend)
+        got = np.stack([streamer.push(frame) for frame in x[0].numpy()])
+        np.testing.assert_allclose(got, reference, atol=2e-5)
+        streamer.reset()
+        np.testing.assert_allclose(streamer.push(x[0, 0].numpy()), reference[0], atol=2e-5)
+    fmts = ["torchscript"] + ([] if options.get("proj_size") else ["onnx"])
+    for fmt in fmts:
+        report = export_run(run, fmt, tmp_path / f"step.{fmt}", streaming=True)
+        assert report.streaming and report.max_abs_diff <= 1e-4
+    if "onnx" in fmts:
+        onnx_streamer = Streamer(tmp_path / "step.onnx")
+        got = np.stack([onnx_streamer.push(frame) for frame in x[0].numpy()])
+        np.testing.assert_allclose(got, reference, atol=2e-5)
+
+
+def test_streaming_refuses_models_that_read_ahead(tmp_path):
+    for name, options in (("bigru", {}), ("gru", {"head": "mean"})):
+        run = make_run(tmp_path / name, name, options)
+        with pytest.raises(SeqlabError, match=r"cannot stream"):
+            Streamer(run)
+
+
+def test_export_above_tolerance_fails_and_writes_nothing(tmp_path, capsys):
+    run = make_run(tmp_path / "run", "gru", {})
+    status, _, err = run_cli(capsys, "export", "--run", run, "--format", "onnx", "--tolerance", "1e-12",
+                             "--out", tmp_path / "m.onnx")
+    assert status == 2 and "differs from eager PyTorch" in err and "nothing was written" in err
+    assert not (tmp_path / "m.onnx").exists() and not list(tmp_path.glob(".m.onnx*"))
+    status, out, err = run_cli(capsys, "export", "--run", run, "--format", "onnx", "--out", tmp_path / "m.onnx")
+    assert status == 0 and "largest difference" in out and (tmp_path / "m.onnx").is_file()
+
+
+def test_export_bad_input(tmp_path, capsys):
+    status, _, err = run_cli(capsys, "export", "--run", tmp_path / "none", "--format", "onnx", "--out", tmp_path / "x")
+    assert status == 2 and "not found" in err
+    (tmp_path / "empty").mkdir()
+    status, _, err = run_cli(capsys, "export", "--run", tmp_path / "empty", "--format", "onnx", "--out", tmp_path / "x")
+    assert status == 2 and "no model.pt" in err
+    run = make_run(tmp_path / "run", "gru", {})
+    status, _, err = run_cli(capsys, "export", "--run", run, "--format", "tflite", "--out", tmp_path / "x")
+    assert status == 2 and "--format: expected one of onnx, torchscript, ncnn, got 'tflite'" in err
+
+
+def test_stream_command_on_a_file_and_on_stdin(tmp_path, capsys):
+    run = make_run(tmp_path / "run", "gru", {})
+    frames = np.random.default_rng(0).normal(size=(6, F))
+    path = tmp_path / "frames.csv"
+    path.write_text(",".join(f"f{i}" for i in range(F)) + "\n" + "\n".join(",".join(f"{v:.5f}" for v in r) for r in frames) + "\n")
+    status, out, err = run_cli(capsys, "stream", "--run", run, "--input", path)
+    assert status == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("frame,predicted,prob_a") and len(lines) == 7
+    reference = Streamer(run, "eager")
+    expected = [reference.push(f) for f in frames]
+    got = np.array([[float(v) for v in line.split(",")[2:]] for line in lines[1:]])
+    np.testing.assert_allclose(got, np.array(expected), atol=1e-5)
+    exe = Path(sys.executable).parent / "seqlab"
+    piped = subprocess.run([str(exe), "stream", "--run", str(run), "--input", "-", "--window", "3", "--stride", "2"],
+                           input=path.read_text(), capture_output=True, text=True)
+    assert piped.returncode == 0, piped.stderr
+    assert len(piped.stdout.strip().splitlines()) == 1 + 2  # windows ending at frames 3 and 5
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,2,3,4,5,6\n1,2,3\n")
+    status, _, err = run_cli(capsys, "stream", "--run", run, "--input", bad)
+    assert status == 2 and "bad.csv:2: expected 6 features per frame, got 3" in err
