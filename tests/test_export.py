@@ -160,3 +160,28 @@ def test_stream_command_on_a_file_and_on_stdin(tmp_path, capsys):
     bad.write_text("1,2,3,4,5,6\n1,2,3\n")
     status, _, err = run_cli(capsys, "stream", "--run", run, "--input", bad)
     assert status == 2 and "bad.csv:2: expected 6 features per frame, got 3" in err
+
+
+def test_variable_lengths_are_an_input_of_recurrent_exports(tmp_path):
+    import onnx
+
+    run = make_run(tmp_path / "run", "bigru", {})
+    report = export_run(run, "onnx", tmp_path / "m.onnx")
+    assert "lengths" in report.note
+    graph = onnx.load(str(tmp_path / "m.onnx")).graph
+    assert [i.name for i in graph.input] == ["x", "lengths"]
+    assert any(node.op_type == "GRU" and len(node.input) > 4 and node.input[4] for node in graph.node)  # sequence_lens
+
+
+def test_forecast_and_language_model_runs_export(tmp_path, capsys):
+    forecast = tmp_path / "air"
+    assert run_cli(capsys, "train", "--config", "airline", "--epochs", "2", "--quiet", "--out", forecast)[0] == 0
+    text = tmp_path / "t.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 40)
+    lm = tmp_path / "lm"
+    assert run_cli(capsys, "train", "--data", f"text:{text}", "--model", "lstm", "--hidden-size", "16",
+                   "--epochs", "1", "--quiet", "--out", lm)[0] == 0
+    for run in (forecast, lm):
+        for fmt in ("onnx", "torchscript"):
+            report = export_run(run, fmt, tmp_path / f"{run.name}.{fmt}")
+            assert report.max_abs_diff <= 1e-4 and report.path.is_file()

@@ -1,13 +1,13 @@
 """``seqlab export``: a run folder to ONNX, TorchScript or ncnn, proven against eager PyTorch.
 
-After writing the file, the exported model runs on held-out-like inputs of
-several batch sizes and lengths; the largest absolute difference from the
-eager model is reported, and above the tolerance the file is removed and
-the export fails. Exports take raw features: the run's normaliser is part
-of the graph. Batch and time axes are dynamic (time is fixed only for
-models built around one length, such as SenseFi's CNN-GRU). Variable
-lengths are not part of exported graphs: export pads nothing, so feed each
-sequence at its own length, or stream it.
+After writing the file, the exported model runs on inputs of several batch
+sizes and lengths (variable lengths within a batch where the model packs);
+the largest absolute difference from the eager model is reported, and above
+the tolerance the file is removed and the export fails. Classification
+exports take raw features (the run's normaliser is part of the graph) and,
+for models that read variable lengths, a ``lengths`` input. Batch and time
+axes are dynamic (time is fixed only for models built around one length,
+such as SenseFi's CNN-GRU).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from seqlab.errors import SeqlabError
-from seqlab.export.graph import Deployable, StepModel, replace_projected_lstms
+from seqlab.export.graph import Deployable, LanguageModelLogits, replace_projected_lstms
 from seqlab.runs import Run, load_run
 
 FORMATS = ("onnx", "torchscript", "ncnn")
@@ -40,54 +40,95 @@ class ExportReport:
     note: str = ""
 
 
-def _eager_parts(run: Run):
-    if run.task != "classification":
-        raise SeqlabError(f"run folder {run.path}: export covers classification runs; this one is a {run.task} run")
+@dataclass
+class ExportSpec:
+    """What to export for a run: the eager module, how to make its inputs, which shapes to test."""
+
+    module: torch.nn.Module
+    input_names: list[str]
+    shapes: list[tuple[int, int]]
+    make_inputs: object  # (batch, length, seed) -> tuple of tensors
+    variable_length: bool
+
+
+FIXED_LENGTH = ("cnn-gru", "cnn-gru-parallel", "cnn-lstm-parallel")
+
+
+def export_spec(run: Run) -> ExportSpec:
+    """Classification: raw features (normaliser inside) and, where the model packs, lengths.
+    Forecast: the model's own inputs (transformed, scaled series plus covariates).
+    Language model: character ids in, logits out."""
+    model = copy.deepcopy(run.model).eval()
+    name = run.checkpoint["model"]["name"]
+    options = run.checkpoint["model"]["options"]
+    if run.task == "lm":
+        vocab = run.checkpoint["model"]["output_size"]
+
+        def ids(batch, length, seed):
+            return (torch.from_numpy(np.random.default_rng(seed).integers(1, vocab, size=(batch, length))),)
+
+        return ExportSpec(LanguageModelLogits(model).eval(), ["x"], [(b, n) for b in (1, 3) for n in (5, 40)], ids,
+                          False)
+    if run.task == "forecast":
+        features = run.checkpoint["model"]["input_size"]
+        window = int(run.config["forecast"]["window"])
+
+        def series(batch, length, seed):
+            return (torch.tensor(np.random.default_rng(seed).normal(size=(batch, length, features)),
+                                 dtype=torch.float32),)
+
+        return ExportSpec(Deployable(model, np.zeros(features), np.ones(features)).eval(), ["x"],
+                          [(b, n) for b in (1, 3, 8) for n in (window, 2 * window)], series, False)
     normalizer = run.normalizer
-    return copy.deepcopy(run.model).eval(), normalizer.shift, normalizer.scale
-
-
-def _test_shapes(run: Run) -> list[tuple[int, int]]:
-    steps = int(run.extras["steps"])
-    fixed = run.checkpoint["model"]["name"] in ("cnn-gru", "cnn-gru-parallel", "cnn-lstm-parallel") and \
-        run.checkpoint["model"]["options"].get("conv_axis", "feature") == "feature"
-    shortest = max(2, getattr(run.model, "min_steps", 2))  # strided convolutions need a minimum length
+    steps, features = int(run.extras["steps"]), int(run.extras["features"])
+    fixed = name in FIXED_LENGTH and options.get("conv_axis", "feature") == "feature"
+    shortest = max(2, getattr(model, "min_steps", 2))  # strided convolutions need a minimum length
     lengths = [steps] if fixed else sorted({steps, max(shortest, steps // 2 + 1), steps * 2})
-    return [(batch, length) for batch in (1, 3, 8) for length in lengths]
+    # Packed batches export as ONNX sequence_lens; a projected LSTM's rewrite cannot carry them.
+    projected = any(getattr(m, "proj_size", 0) for m in model.modules() if isinstance(m, torch.nn.LSTM))
+    variable = not fixed and name != "text-lstm" and not projected
 
+    def raw(batch, length, seed):
+        rng = np.random.default_rng(seed)
+        z = rng.normal(size=(batch, length, features))
+        x = torch.tensor(z * normalizer.scale + normalizer.shift, dtype=torch.float32)
+        if not variable:
+            return (x,)
+        sizes = rng.integers(max(shortest, length // 2), length + 1, size=batch)
+        sizes[0] = length  # the batch's longest sequence fills it
+        return x, torch.tensor(sizes, dtype=torch.int64)
 
-def _inputs(run: Run, batch: int, length: int, seed: int) -> torch.Tensor:
-    """Inputs on the scale of the training data: normal draws mapped through the normaliser."""
-    normalizer = run.normalizer
-    rng = np.random.default_rng(seed)
-    z = rng.normal(size=(batch, length, int(run.extras["features"])))
-    return torch.tensor(z * normalizer.scale + normalizer.shift, dtype=torch.float32)
+    return ExportSpec(Deployable(model, normalizer.shift, normalizer.scale).eval(),
+                      ["x", "lengths"] if variable else ["x"], [(b, n) for b in (1, 3, 8) for n in lengths],
+                      raw, variable)
 
 
 # ----------------------------------------------------------------------------
 # Whole-sequence exports
 
 
-def _export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+def _export_onnx(module: torch.nn.Module, example: tuple, names: list[str], path: Path) -> None:
+    axes = {"x": {0: "batch", 1: "time"}, "y": {0: "batch"}}
+    if "lengths" in names:
+        axes["lengths"] = {0: "batch"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        # Tracing first lets scripted parts (the decomposed projected LSTM) keep their loops.
-        traced = torch.jit.trace(module, (example,), check_trace=False)
-        torch.onnx.export(traced, (example,), str(path), dynamo=False, opset_version=17,
-                          input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "batch", 1: "time"}, "y": {0: "batch"}})
+        torch.onnx.export(module, example, str(path), dynamo=False, opset_version=17,
+                          input_names=names, output_names=["y"], dynamic_axes=axes)
 
 
-def _onnx_runner(path: Path):
+def _onnx_runner(path: Path, names: list[str]):
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return lambda x: session.run(None, {"x": x.numpy()})[0]
+    return lambda *inputs: session.run(None, {n: t.numpy() for n, t in zip(names, inputs)})[0]
 
 
 def _torchscript_runner(path: Path):
-    loaded = torch.jit.load(str(path))
-    return lambda x: loaded(x).detach().numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = torch.jit.load(str(path))
+    return lambda *inputs: loaded(*inputs).detach().numpy()
 
 
 def export_run(run_dir: str | Path, fmt: str, out: str | Path, streaming: bool = False,
@@ -96,48 +137,51 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, streaming: bool =
     if fmt not in FORMATS:
         raise SeqlabError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     run = load_run(run_dir)
-    model, shift, scale = _eager_parts(run)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if streaming:
         from seqlab.export.streaming import export_step_model
 
-        return export_step_model(run, model, shift, scale, fmt, out, tolerance)
-    eager = Deployable(model, shift, scale).eval()
+        return export_step_model(run, fmt, out, tolerance)
+    spec = export_spec(run)
+    eager = spec.module
+    if fmt == "ncnn":
+        from seqlab.export.ncnn import export_ncnn
+
+        if run.task != "classification":
+            raise SeqlabError(f"--format ncnn: covers classification runs; this one is a {run.task} run")
+        return export_ncnn(run, eager, copy.deepcopy(eager), out, spec.shapes, tolerance)
     exportable = copy.deepcopy(eager)
-    note = ""
+    notes = []
     if replace_projected_lstms(exportable):
-        note = "LSTM proj_size decomposed into a scripted loop (the ONNX LSTM operator has no projection)"
-    shapes = _test_shapes(run)
-    example = _inputs(run, 2, shapes[0][1], seed=0)
+        notes.append("LSTM proj_size rewritten as a plain LSTM with the projection folded in "
+                     "(the ONNX LSTM operator has no projection)")
+    if spec.variable_length:
+        notes.append("inputs: x (batch, time, features) and lengths (batch,)")
+    example = spec.make_inputs(2, spec.shapes[0][1], 0)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         if fmt == "onnx":
-            _export_onnx(exportable, example, tmp)
-            runner = _onnx_runner(tmp)
-        elif fmt == "torchscript":
+            _export_onnx(exportable, example, spec.input_names, tmp)
+            runner = _onnx_runner(tmp, spec.input_names)
+        else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                traced = torch.jit.trace(exportable, (example,), check_trace=False)
-            traced.save(str(tmp))
+                torch.jit.trace(exportable, example, check_trace=False).save(str(tmp))
             runner = _torchscript_runner(tmp)
-        else:
-            from seqlab.export.ncnn import export_ncnn
-
-            return export_ncnn(run, eager, exportable, example, out, shapes, tolerance)
-        report = _check(eager, runner, run, shapes, tolerance, out, fmt, note)
+        report = _check(eager, runner, spec, tolerance, out, fmt, "; ".join(notes))
         os.replace(tmp, out)
         return report
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _check(eager, runner, run: Run, shapes, tolerance: float, out: Path, fmt: str, note: str = "") -> ExportReport:
+def _check(eager, runner, spec: ExportSpec, tolerance: float, out: Path, fmt: str, note: str = "") -> ExportReport:
     cases = []
     with torch.no_grad():
-        for i, (batch, length) in enumerate(shapes):
-            x = _inputs(run, batch, length, seed=100 + i)
-            diff = float(np.abs(runner(x) - eager(x).numpy()).max())
+        for i, (batch, length) in enumerate(spec.shapes):
+            inputs = spec.make_inputs(batch, length, 100 + i)
+            diff = float(np.abs(runner(*inputs) - eager(*inputs).numpy()).max())
             cases.append((batch, length, diff))
     worst = max(d for _, _, d in cases)
     if not worst <= tolerance:  # also catches NaN

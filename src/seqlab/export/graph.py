@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
 from seqlab.models.recurrent import RecurrentEncoder, RecurrentModel
 
 
 class Deployable(nn.Module):
-    """Raw features in, model outputs out: the run's normaliser is part of the graph."""
+    """Raw features in, model outputs out: the run's normaliser is part of the graph.
+
+    ``forward(x (B, T, F)[, lengths (B,)])``; with ``lengths`` the model
+    packs the batch, so each sequence is read at its own length.
+    """
 
     def __init__(self, model: nn.Module, shift, scale):
         super().__init__()
@@ -21,8 +26,20 @@ class Deployable(nn.Module):
         self.register_buffer("shift", torch.as_tensor(shift, dtype=torch.float32))
         self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model((x - self.shift) / self.scale)  # (B, C)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        x = (x - self.shift) / self.scale
+        return self.model(x) if lengths is None else self.model(x, lengths)  # (B, C)
+
+
+class LanguageModelLogits(nn.Module):
+    """A character LM as (ids (B, T) int64) -> logits (B, T, V), the state starting at zero."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.model(ids)[0]
 
 
 class ProjectedLSTM(nn.Module):
@@ -60,15 +77,18 @@ class ProjectedLSTM(nn.Module):
                     projections.append(w_hr.detach().clone())
         self.register_buffer("projections", torch.stack(projections))  # (L*D, P, H)
 
-    def forward(self, x: torch.Tensor, state=None):
+    def forward(self, x, state=None):
         if state is not None:
             raise ValueError("the decomposed projected LSTM starts from zero states")
-        m, (m_n, c_n) = self.plain(x)  # (B, T, D*H), (L*D, B, H)
-        B, T, _ = m.shape
         D, H = self.directions, self.plain.hidden_size
         top = self.projections[-D:]  # (D, P, H)
-        outputs = torch.einsum("btdh,dph->btdp", m.view(B, T, D, H), top).reshape(B, T, -1)  # (B, T, D*P)
+        m, (m_n, c_n) = self.plain(x)  # (B, T, D*H) or packed, (L*D, B, H)
         h_n = torch.einsum("kbh,kph->kbp", m_n, self.projections)  # (L*D, B, P)
+        if isinstance(m, PackedSequence):  # variable lengths: project the packed rows
+            data = torch.einsum("ndh,dph->ndp", m.data.view(-1, D, H), top).reshape(m.data.shape[0], -1)
+            return PackedSequence(data, m.batch_sizes, m.sorted_indices, m.unsorted_indices), (h_n, c_n)
+        B, T, _ = m.shape
+        outputs = torch.einsum("btdh,dph->btdp", m.view(B, T, D, H), top).reshape(B, T, -1)  # (B, T, D*P)
         return outputs, (h_n, c_n)
 
 

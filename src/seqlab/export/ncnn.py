@@ -76,14 +76,19 @@ def ncnn_module(run, model: nn.Module, shift, scale) -> nn.Module:
     return NcnnRecurrent(model, shift, scale).eval()
 
 
-def export_ncnn(run, eager, exportable, example, out: Path, shapes, tolerance: float):
+def export_ncnn(run, eager, exportable, out: Path, shapes, tolerance: float):
     """Write ``out`` (.param) and ``out`` with suffix .bin; check batch-1 parity at each test length."""
     import ncnn
     import pnnx
 
-    from seqlab.export.exporter import ExportReport, _inputs
+    from seqlab.export.exporter import ExportReport
 
     module = ncnn_module(run, exportable.model, exportable.shift, exportable.scale)
+    normalizer = run.normalizer
+
+    def _inputs(run, batch, length, seed):
+        z = np.random.default_rng(seed).normal(size=(batch, length, int(run.extras["features"])))
+        return torch.tensor(z * normalizer.scale + normalizer.shift, dtype=torch.float32)
     lengths = sorted({length for _, length in shapes})
     param, weights = out.with_suffix(".param"), out.with_suffix(".bin")
     with tempfile.TemporaryDirectory() as work:

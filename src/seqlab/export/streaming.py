@@ -131,9 +131,14 @@ class Streamer:
 # Export of the step model
 
 
-def export_step_model(run: Run, model, shift, scale, fmt: str, out: Path, tolerance: float):
-    from seqlab.export.exporter import ExportReport, _inputs
+def _inputs(run: Run, batch: int, length: int, seed: int) -> torch.Tensor:
+    """Raw-scale frames: normal draws mapped through the run's normaliser."""
+    normalizer = run.normalizer
+    z = np.random.default_rng(seed).normal(size=(batch, length, int(run.extras["features"])))
+    return torch.tensor(z * normalizer.scale + normalizer.shift, dtype=torch.float32)
 
+
+def export_step_model(run: Run, fmt: str, out: Path, tolerance: float):
     step = step_model(run)
     exportable = copy.deepcopy(step)
     if fmt == "onnx" and getattr(step.model.encoder.rnn, "proj_size", 0):
@@ -148,15 +153,14 @@ def export_step_model(run: Run, model, shift, scale, fmt: str, out: Path, tolera
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            traced = torch.jit.trace(exportable, example, check_trace=False)
             if fmt == "onnx":
                 axes = {"x": {0: "batch"}, "y": {0: "batch"}}
                 axes.update({n: {1: "batch"} for n in names + [f"{n}_out" for n in names]})
-                torch.onnx.export(traced, example, str(tmp), dynamo=False, opset_version=17,
+                torch.onnx.export(exportable, example, str(tmp), dynamo=False, opset_version=17,
                                   input_names=["x"] + names, output_names=["y"] + [f"{n}_out" for n in names],
                                   dynamic_axes=axes)
             else:
-                traced.save(str(tmp))
+                torch.jit.trace(exportable, example, check_trace=False).save(str(tmp))
         report = _check_streaming(run, step, tmp, fmt, len(names), out, tolerance)
         tmp.replace(out)
         return report
@@ -165,7 +169,7 @@ def export_step_model(run: Run, model, shift, scale, fmt: str, out: Path, tolera
 
 
 def _check_streaming(run: Run, step: StepModel, path: Path, fmt: str, n_states: int, out: Path, tolerance: float):
-    from seqlab.export.exporter import ExportReport, _inputs
+    from seqlab.export.exporter import ExportReport
 
     if fmt == "onnx":
         import onnxruntime as ort

@@ -124,10 +124,15 @@ class RecurrentEncoder(nn.Module):
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             packed_out, state = self.rnn(packed, state)
             outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=steps)  # (B, T, D*P)
-        h_n = state[0] if isinstance(state, tuple) else state  # (L*D, B, P)
-        top = h_n.view(self.num_layers, self.num_directions, batch, self.step_size)[-1]  # (D, B, P)
-        final = top.transpose(0, 1).reshape(batch, self.output_size)  # (B, D*P)
-        return outputs, final, state
+        # The top layer's final states, read from the outputs (equal to h_n's, and exportable):
+        # forward direction after the last valid step, backward direction after step 0.
+        if lengths is None:
+            last = outputs[:, -1, : self.step_size]  # (B, P)
+        else:
+            index = (lengths.to(outputs.device) - 1).view(-1, 1, 1).expand(-1, 1, self.step_size)
+            last = outputs[:, :, : self.step_size].gather(1, index).squeeze(1)  # (B, P)
+        final = last if self.num_directions == 1 else torch.cat([last, outputs[:, 0, self.step_size :]], dim=1)
+        return outputs, final, state  # (B, T, D*P), (B, D*P)
 
 
 class RecurrentModel(nn.Module):
