@@ -13,9 +13,7 @@ such as SenseFi's CNN-GRU).
 from __future__ import annotations
 
 import copy
-import io
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import sys
 import warnings
 from pathlib import Path
 from typing import IO

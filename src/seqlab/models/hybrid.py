@@ -15,7 +15,7 @@ from torch import nn
 
 from seqlab.config import check
 from seqlab.models.recurrent import RecurrentEncoder, RecurrentModel, RecurrentOptions
-from seqlab.models.pooling import masked_mean, step_mask
+from seqlab.models.pooling import step_mask
 from seqlab.models.registry import register_model
 
 # SenseFi's UT_HAR_CNN_GRU convolutions: (kernel, stride), 90 features -> 27 -> 12 -> 8.

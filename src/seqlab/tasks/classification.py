@@ -13,7 +13,7 @@ from seqlab.data.scaling import Normalizer
 from seqlab.data.sources import load_data
 from seqlab.errors import SeqlabError
 from seqlab.io import write_json
-from seqlab.models.registry import build_model, count_parameters, get_model_entry
+from seqlab.models.registry import build_model, get_model_entry
 from seqlab.reports.plots import plot_confusion_matrix, plot_learning_curves
 from seqlab.runs import METRICS_FILE, MODEL_FILE, Run, save_run_checkpoint
 from seqlab.training.evaluate import classification_metrics, predict_proba
@@ -60,12 +60,7 @@ def train_classification(config: RunConfig, out: Path, resume: bool, quiet: bool
     test = classification_metrics(predict_proba(model, bundle.test), bundle.test.y, bundle.num_classes)
     val.pop("confusion_matrix")
     metrics = {
-        "task": "classification",
-        "model": config.model["name"],
-        "params": count_parameters(model),
-        "train_seconds": round(fit.seconds, 3),
-        "epochs": len(fit.history),
-        "best_epoch": fit.best_epoch,
+        **fit.summary("classification", config, model),
         "data": {
             "spec": config.data.spec,
             "train": len(bundle.train),

@@ -27,7 +27,7 @@ from seqlab.data.series import Series, handle_missing, load_series, months_of
 from seqlab.data.transforms import SeriesTransform
 from seqlab.errors import SeqlabError
 from seqlab.io import write_csv, write_json
-from seqlab.models.registry import build_model, count_parameters
+from seqlab.models.registry import build_model
 from seqlab.reports.plots import plot_forecast, plot_learning_curves
 from seqlab.runs import METRICS_FILE, MODEL_FILE, Run, save_run_checkpoint
 
@@ -235,12 +235,7 @@ def train_forecast(config: RunConfig, out: Path, resume: bool, quiet: bool, call
     prediction = forecast_from(model, cfg, data, origin, n_test)
     val_prediction = forecast_from(model, cfg, data, n_train, n_val)
     metrics = {
-        "task": "forecast",
-        "model": config.model["name"],
-        "params": count_parameters(model),
-        "train_seconds": round(fit.seconds, 3),
-        "epochs": len(fit.history),
-        "best_epoch": fit.best_epoch,
+        **fit.summary("forecast", config, model),
         "data": {"spec": config.data.spec, "points": len(series), "train": n_train, "val": n_val, "test": n_test,
                  "columns": series.columns, "windows": len(x), "strategy": cfg.strategy},
         "val": forecast_metrics(val_prediction, series.values[n_train:origin]),

@@ -19,7 +19,6 @@ from seqlab.data.text import UNKNOWN, load_text, streams, unigram_perplexity
 from seqlab.errors import SeqlabError
 from seqlab.io import write_json, write_text
 from seqlab.models.language import RecurrentLM
-from seqlab.models.registry import count_parameters
 from seqlab.reports.plots import plot_learning_curves
 from seqlab.runs import METRICS_FILE, MODEL_FILE, Run, load_run, require_task, save_run_checkpoint
 
@@ -64,12 +63,7 @@ def train_lm(config: RunConfig, out: Path, resume: bool, quiet: bool, callbacks=
     val_loss = stream_loss(model, text.val, config.lm.bptt)
     unigram = unigram_perplexity(text.train, text.val, len(text.vocab))
     metrics = {
-        "task": "lm",
-        "model": config.model["name"],
-        "params": count_parameters(model),
-        "train_seconds": round(fit.seconds, 3),
-        "epochs": len(fit.history),
-        "best_epoch": fit.best_epoch,
+        **fit.summary("lm", config, model),
         "data": {"spec": config.data.spec, "train_chars": int(len(text.train)), "val_chars": int(len(text.val)),
                  "vocab_size": len(text.vocab)},
         "val": {"loss": val_loss, "perplexity": math.exp(val_loss), "bits_per_char": val_loss / math.log(2)},

@@ -44,6 +44,13 @@ class FitResult:
     best_epoch: int
     seconds: float
 
+    def summary(self, task: str, config: RunConfig, model: torch.nn.Module) -> dict[str, Any]:
+        """The head of every metrics.json: task, model, params, train_seconds, epochs, best_epoch."""
+        from seqlab.models.registry import count_parameters
+
+        return {"task": task, "model": config.model["name"], "params": count_parameters(model),
+                "train_seconds": round(self.seconds, 3), "epochs": len(self.history), "best_epoch": self.best_epoch}
+
 
 def quiet_lightning() -> None:
     """Keep Lightning's banner lines and advice out of the user's terminal."""
