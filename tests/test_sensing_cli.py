@@ -26,6 +26,7 @@ def test_trains_on_ut_har_shaped_data(model, ut_har, tmp_path, capsys):
     assert status == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data"]["steps"] == 250 and metrics["data"]["features"] == 90 and metrics["data"]["test"] == 14
+    assert (out / "attention.png").is_file() == (model == "ablstm")  # attention models plot their weights
     assert run_cli(capsys, "eval", "--run", out)[0] == 0  # rebuilt from the run folder alone
     assert json.loads((out / "eval.json").read_text())["test"]["accuracy"] == metrics["test"]["accuracy"]
 

@@ -27,7 +27,8 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 # Files a run writes: --overwrite removes these and nothing else.
 RUN_FILES = (MODEL_FILE, CONFIG_FILE, METRICS_FILE, "history.csv", "eval.json",
-             "learning_curves.png", "confusion_matrix.png", "forecast.png", "forecast.csv", "samples.txt")
+             "learning_curves.png", "confusion_matrix.png", "attention.png", "forecast.png", "forecast.csv",
+             "samples.txt")
 RUN_DIRS = ("checkpoints",)
 
 

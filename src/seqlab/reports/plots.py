@@ -82,3 +82,17 @@ def plot_forecast(series, origin: int, prediction: np.ndarray, truth: np.ndarray
     ax.legend(fontsize=8, ncol=3)
     save_figure(fig, path)
     plt.close(fig)
+
+
+def plot_attention(weights: np.ndarray, labels: np.ndarray, class_names: Sequence[str], path: Path,
+                   title: str = "") -> None:
+    """Mean attention weight per time step for each true class (rows), over the test sequences."""
+    rows = np.stack([weights[labels == c].mean(axis=0) if np.any(labels == c) else np.zeros(weights.shape[1])
+                     for c in range(len(class_names))])  # (C, T)
+    fig, ax = plt.subplots(figsize=(10, 0.4 * len(class_names) + 1.8))
+    image = ax.imshow(rows, aspect="auto", cmap="viridis", interpolation="nearest")
+    fig.colorbar(image, ax=ax, fraction=0.03, label="mean weight")
+    ax.set_yticks(np.arange(len(class_names)), class_names)
+    ax.set(xlabel="time step", ylabel="true class", title=title or "attention over time (test)")
+    save_figure(fig, path)
+    plt.close(fig)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from seqlab.config import DataConfig, RunConfig, from_dict
 from seqlab.data.dataset import DataBundle, SequenceSet
@@ -14,7 +15,7 @@ from seqlab.data.sources import load_data
 from seqlab.errors import SeqlabError
 from seqlab.io import write_json
 from seqlab.models.registry import build_model, get_model_entry
-from seqlab.reports.plots import plot_confusion_matrix, plot_learning_curves
+from seqlab.reports.plots import plot_attention, plot_confusion_matrix, plot_learning_curves
 from seqlab.runs import METRICS_FILE, MODEL_FILE, Run, save_run_checkpoint
 from seqlab.training.evaluate import classification_metrics, predict_proba
 
@@ -90,8 +91,24 @@ def train_classification(config: RunConfig, out: Path, resume: bool, quiet: bool
     plot_learning_curves(fit.history, out / "learning_curves.png", title)
     plot_confusion_matrix(test["confusion_matrix"], bundle.class_names, out / "confusion_matrix.png",
                           f"{title}: test confusion matrix")
+    if getattr(model, "attention", None) is not None and isinstance(bundle.test, SequenceSet):
+        plot_attention(attention_weights(model, bundle.test), bundle.test.y, bundle.class_names,
+                       out / "attention.png", f"{title}: attention over time (test)")
     write_json(out / METRICS_FILE, metrics)  # last: its presence marks the run complete
     return metrics
+
+
+@torch.no_grad()
+def attention_weights(model, data: SequenceSet, batch_size: int = 256) -> np.ndarray:
+    """(N, T) attention weights of an attention-head model on every sequence (zero on padding)."""
+    model.eval()
+    chunks = []
+    for start in range(0, len(data), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(data.X[start : start + batch_size]))
+        lengths = None if data.lengths is None else torch.from_numpy(data.lengths[start : start + batch_size])
+        model(x, lengths)
+        chunks.append(model.attention.last_weights.numpy())
+    return np.concatenate(chunks)
 
 
 def vocabulary_size(bundle: DataBundle) -> int:
