@@ -17,7 +17,7 @@ from seqlab.errors import SeqlabError
 from seqlab.export import export_run
 from seqlab.export.streaming import Streamer, step_model, whole_sequence_per_step
 from seqlab.models import build_model
-from seqlab.runs import save_run_checkpoint
+from seqlab.runs import load_run, save_run_checkpoint
 
 F, C, T = 6, 3, 20
 ZOO = [
@@ -29,31 +29,27 @@ ZOO = [
 ]
 
 
+RECURRENT = ("rnn", "gru", "lstm", "bigru", "bilstm")
+
+
 def make_run(folder: Path, name: str, options: dict, seed: int = 0) -> Path:
     """A run folder around an untrained model: export parity needs weights, not skill."""
+    from seqlab.models.registry import resolve_model_options
+
+    if name in RECURRENT:
+        options = {"hidden_size": 16, **options}
+    resolved = resolve_model_options({"name": name, **options})
+    resolved.pop("name")
     torch.manual_seed(seed)
-    model = build_model(name, F, C, steps=T, hidden_size=16, **options) if "hidden_size" not in options and \
-        name not in ("cnn-gru-parallel", "cnn-lstm-parallel", "cnn1d-lstm", "cnn1d-gru", "tcn", "cnn-gru") else \
-        build_model(name, F, C, steps=T, **options)
+    model = build_model(name, F, C, steps=T, **resolved)
     rng = np.random.default_rng(seed)
     normalizer = Normalizer("standard", rng.normal(size=F).astype(np.float32), rng.uniform(0.5, 2, F).astype(np.float32))
-    spec = {"name": name, "builder": "zoo", "input_size": F, "output_size": C, "steps": T,
-            "options": {k: v for k, v in model_options(model, name, options).items()}}
+    spec = {"name": name, "builder": "zoo", "input_size": F, "output_size": C, "steps": T, "options": resolved}
     folder.mkdir(parents=True, exist_ok=True)
     save_run_checkpoint(folder / "model.pt", model, spec, {"train": {"seed": 0}}, "classification",
                         {"normalizer": normalizer.state_dict(), "class_names": ["a", "b", "c"], "features": F,
                          "steps": T, "feature_names": [], "variable_length": False})
     return folder
-
-
-def model_options(model, name, options):
-    from seqlab.models.registry import resolve_model_options
-
-    resolved = resolve_model_options({"name": name, **options,
-                                      **({"hidden_size": 16} if "hidden_size" not in options and name in
-                                         ("rnn", "gru", "lstm", "bigru", "bilstm") else {})})
-    resolved.pop("name")
-    return resolved
 
 
 def test_parity_table_for_every_zoo_model(tmp_path, capsys):
@@ -90,7 +86,7 @@ def test_ncnn_refuses_what_it_cannot_run(tmp_path):
                                           ("lstm", {"proj_size": 4}), ("rnn", {"nonlinearity": "relu"})])
 def test_streaming_step_by_step_equals_whole_sequence(tmp_path, name, options):
     run = make_run(tmp_path / "run", name, options)
-    step = step_model(__import__("seqlab.runs", fromlist=["load_run"]).load_run(run))
+    step = step_model(load_run(run))
     x = torch.randn(1, 15, F) * 2
     reference = torch.softmax(torch.tensor(whole_sequence_per_step(step, x)[0]), dim=1).numpy()  # (T, C)
     backends = ["eager", "compiled"]
@@ -156,6 +152,12 @@ def test_stream_command_on_a_file_and_on_stdin(tmp_path, capsys):
                            input=path.read_text(), capture_output=True, text=True)
     assert piped.returncode == 0, piped.stderr
     assert len(piped.stdout.strip().splitlines()) == 1 + 2  # windows ending at frames 3 and 5
+    # a stride longer than the window skips frames: windows of 2 every 3 frames end at lines 3 and 6
+    status, out, err = run_cli(capsys, "stream", "--run", run, "--input", path, "--window", "2", "--stride", "3")
+    assert status == 0, err
+    assert [line.split(",")[0] for line in out.strip().splitlines()[1:]] == ["3", "6"]
+    status, out, err = run_cli(capsys, "stream", "--run", run, "--input", path, "--window", "2")
+    assert status == 2 and "expected two positive frame counts" in err and out == ""
     bad = tmp_path / "bad.csv"
     bad.write_text("1,2,3,4,5,6\n1,2,3\n")
     status, _, err = run_cli(capsys, "stream", "--run", run, "--input", bad)

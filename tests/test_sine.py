@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import torch
 
 from conftest import run_cli
 from seqlab.experiments.sine import generate, sine_wave, train_one_step
@@ -14,7 +15,7 @@ def test_generate_feeds_predictions_back_with_the_state():
     _, wave = sine_wave()
     model, _ = train_one_step("gru", wave, 5, 4, 0.01, 0)
     rollout = generate(model, 0.5, 6)
-    x = __import__("torch").tensor(rollout[:-1], dtype=__import__("torch").float32).view(1, -1, 1)
+    x = torch.tensor(rollout[:-1], dtype=torch.float32).view(1, -1, 1)
     whole = model(x).detach().numpy().ravel()  # the same inputs in one pass
     np.testing.assert_allclose(rollout[1:], whole, rtol=1e-5, atol=1e-6)
 

@@ -261,8 +261,9 @@ def cmd_export(args) -> None:
 def cmd_stream(args) -> None:
     import contextlib
 
-    from seqlab.export.streaming import stream_file
+    from seqlab.export.streaming import check_window, stream_file
 
+    check_window(args.window, args.stride)  # before any output file is opened
     if args.input == "-":
         source, name = contextlib.nullcontext(sys.stdin), "stdin"
     else:

@@ -82,19 +82,15 @@ def export_ncnn(run, eager, exportable, out: Path, shapes, tolerance: float):
     import pnnx
 
     from seqlab.export.exporter import ExportReport
+    from seqlab.export.streaming import raw_inputs
 
     module = ncnn_module(run, exportable.model, exportable.shift, exportable.scale)
-    normalizer = run.normalizer
-
-    def _inputs(run, batch, length, seed):
-        z = np.random.default_rng(seed).normal(size=(batch, length, int(run.extras["features"])))
-        return torch.tensor(z * normalizer.scale + normalizer.shift, dtype=torch.float32)
     lengths = sorted({length for _, length in shapes})
     param, weights = out.with_suffix(".param"), out.with_suffix(".bin")
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        x1 = _inputs(run, 1, lengths[0], seed=0)
-        x2 = _inputs(run, 1, lengths[-1], seed=1) if len(lengths) > 1 else None
+        x1 = raw_inputs(run, 1, lengths[0], seed=0)
+        x2 = raw_inputs(run, 1, lengths[-1], seed=1) if len(lengths) > 1 else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pnnx.export(module, str(work / "model.pt"), inputs=x1, inputs2=x2, fp16=False,
@@ -111,7 +107,7 @@ def export_ncnn(run, eager, exportable, out: Path, shapes, tolerance: float):
         cases = []
         with torch.no_grad():
             for i, length in enumerate(lengths):
-                x = _inputs(run, 1, length, seed=300 + i)
+                x = raw_inputs(run, 1, length, seed=300 + i)
                 extractor = net.create_extractor()
                 if extractor.input("in0", ncnn.Mat(x[0].numpy().copy())) != 0:
                     raise SeqlabError("--format ncnn: the converted graph has an operator ncnn cannot run")

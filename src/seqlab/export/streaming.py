@@ -130,7 +130,7 @@ class Streamer:
 # Export of the step model
 
 
-def _inputs(run: Run, batch: int, length: int, seed: int) -> torch.Tensor:
+def raw_inputs(run: Run, batch: int, length: int, seed: int) -> torch.Tensor:
     """Raw-scale frames: normal draws mapped through the run's normaliser."""
     normalizer = run.normalizer
     z = np.random.default_rng(seed).normal(size=(batch, length, int(run.extras["features"])))
@@ -147,7 +147,7 @@ def export_step_model(run: Run, fmt: str, out: Path, tolerance: float):
         raise SeqlabError("--streaming: ncnn step models are not supported; export the step model to onnx or torchscript")
     states = step.initial_state(2)
     names = ["h"] + (["c"] if step.is_lstm else [])
-    example = (_inputs(run, 2, 1, seed=0)[:, 0], *states)
+    example = (raw_inputs(run, 2, 1, seed=0)[:, 0], *states)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         with warnings.catch_warnings():
@@ -189,7 +189,7 @@ def _check_streaming(run: Run, step: StepModel, path: Path, fmt: str, n_states: 
     cases = []
     with torch.no_grad():
         for i, batch in enumerate((1, 3)):
-            x = _inputs(run, batch, min(int(run.extras["steps"]), 30), seed=200 + i)  # (B, T, F)
+            x = raw_inputs(run, batch, min(int(run.extras["steps"]), 30), seed=200 + i)  # (B, T, F)
             reference = whole_sequence_per_step(step, x)  # (B, T, C)
             states = step.initial_state(batch)
             worst = 0.0
@@ -221,21 +221,26 @@ def stream_file(run_dir: str | Path, source: IO[str], name: str, out: IO[str], w
     """Read CSV frames (one per row; a header row is skipped) and write one prediction per frame,
     or per window of ``window`` frames every ``stride`` frames (each window from a fresh state).
     Returns the number of predictions written."""
+    check_window(window, stride)
     streamer = Streamer(run_dir, backend)
-    classes = streamer.class_names
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["frame" if not window else "window_end", "predicted"] + [f"prob_{c}" for c in classes])
-    if window < 0 or stride < 0 or (window and not stride):
-        raise SeqlabError("--window and --stride: expected positive frame counts (both, or neither)")
+    header = "frame" if not window else "window_end"
+    writer.writerow([header, "predicted"] + [f"prob_{c}" for c in streamer.class_names])
     try:
         return _stream_rows(streamer, source, name, writer, out, window, stride)
     except UnicodeDecodeError:
         raise SeqlabError(f"{name}: not UTF-8 text; expected CSV rows of numbers") from None
 
 
+def check_window(window: int, stride: int) -> None:
+    if window < 0 or stride < 0 or (window > 0) != (stride > 0):
+        raise SeqlabError(f"--window and --stride: expected two positive frame counts (or neither), "
+                          f"got {window} and {stride}")
+
+
 def _stream_rows(streamer: Streamer, source, name: str, writer, out, window: int, stride: int) -> int:
     classes = streamer.class_names
-    count, buffer = 0, []
+    count, buffer, skip = 0, [], 0
     for line_no, row in enumerate(csv.reader(source), start=1):
         if not row or not "".join(row).strip():
             continue
@@ -252,6 +257,9 @@ def _stream_rows(streamer: Streamer, source, name: str, writer, out, window: int
             writer.writerow([line_no, classes[int(np.argmax(probabilities))]] + [f"{p:.6f}" for p in probabilities])
             count += 1
             continue
+        if skip:  # a stride longer than the window jumps over frames
+            skip -= 1
+            continue
         buffer.append(frame)
         if len(buffer) == window:
             streamer.reset()
@@ -260,5 +268,6 @@ def _stream_rows(streamer: Streamer, source, name: str, writer, out, window: int
             writer.writerow([line_no, classes[int(np.argmax(probabilities))]] + [f"{p:.6f}" for p in probabilities])
             count += 1
             buffer = buffer[stride:]
+            skip = max(0, stride - window)
         out.flush()
     return count
