@@ -3,8 +3,10 @@
     python benchmarks/inference_speed.py [--repeats N]
 
 Whole-sequence cases: a GRU and an LSTM classifier (F=90, H=128, T=250, 7
-classes) at batch 1 and 64; one line per runtime with its time and its
-throughput relative to eager. Streaming: the latency of one step (F=90,
+classes) at batch 1 and 64, exported twice: ``fixed`` (``--fixed-length``,
+input x only; eager runs the unpacked batch) and ``variable`` (x and lengths
+between T/2 and T; eager packs the batch); one line per runtime with its
+time and its throughput relative to eager on the same inputs. Streaming: the latency of one step (F=90,
 H=128, batch 1) for the eager step model, the ONNX step model under ONNX
 Runtime, and seqlab's compiled Streamer. Medians of alternating runs.
 """
@@ -24,9 +26,10 @@ import torch
 
 from seqlab.data.scaling import Normalizer
 from seqlab.export import export_run
+from seqlab.export.graph import Deployable
 from seqlab.export.streaming import Streamer
 from seqlab.models import build_model
-from seqlab.runs import save_run_checkpoint
+from seqlab.runs import load_run, save_run_checkpoint
 
 F, H, T, C = 90, 128, 250, 7
 
@@ -45,12 +48,17 @@ def make_run(folder: Path, name: str) -> Path:
 
 
 def timed(fns: dict, repeats: int) -> dict:
+    """Median seconds per call. The runtimes take turns; each timed call follows a pause and an
+    untimed call of the same runtime, so that the threads another runtime leaves spinning
+    (ONNX Runtime's and OpenMP's pools both spin after a call) do not slow it down."""
     for fn in fns.values():
         fn()
         fn()
     times = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            time.sleep(0.02)
+            fn()
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
@@ -58,28 +66,39 @@ def timed(fns: dict, repeats: int) -> dict:
 
 
 def whole_sequence(work: Path, name: str, repeats: int) -> None:
+    """Two exports per model: fixed length (input x only) and variable length (x and lengths)."""
     import onnxruntime as ort
 
     run = make_run(work / name, name)
-    export_run(run, "onnx", work / f"{name}.onnx")
-    export_run(run, "torchscript", work / f"{name}.pt")
-    eager = build_model(name, F, C, hidden_size=H).eval()
-    eager.load_state_dict(torch.load(run / "model.pt", weights_only=True)["state_dict"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        scripted = torch.jit.load(str(work / f"{name}.pt"))
-    session = ort.InferenceSession(str(work / f"{name}.onnx"), providers=["CPUExecutionProvider"])
-    for batch in (1, 64):
-        x = torch.randn(batch, T, F)
-        xn = x.numpy()
-        fns = {"eager": lambda: eager(x), "torchscript": lambda: scripted(x),
-               "onnxruntime": lambda: session.run(None, {"x": xn})}
-        with torch.no_grad():
-            results = timed(fns, repeats)
-        base = results["eager"]
-        for runtime, seconds in results.items():
-            print(f"case={name}_B{batch}_T{T} runtime={runtime} ms={seconds * 1e3:.3f} "
-                  f"throughput_vs_eager={base / seconds:.2f}", flush=True)
+    model = load_run(run).model.eval()
+    eager = Deployable(model, np.zeros(F, np.float32), np.ones(F, np.float32)).eval()
+    for kind, fixed in (("fixed", True), ("variable", False)):
+        onnx_path, script_path = work / f"{name}-{kind}.onnx", work / f"{name}-{kind}.pt"
+        export_run(run, "onnx", onnx_path, fixed_length=fixed)
+        export_run(run, "torchscript", script_path, fixed_length=fixed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scripted = torch.jit.load(str(script_path))
+        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        for batch in (1, 64):
+            rng = np.random.default_rng(batch)
+            x = torch.tensor(rng.normal(size=(batch, T, F)), dtype=torch.float32)
+            inputs = (x,)
+            if not fixed:
+                lengths = rng.integers(T // 2, T + 1, size=batch)
+                lengths[0] = T
+                inputs = (x, torch.tensor(lengths))
+            feed = dict(zip(("x", "lengths"), (t.numpy() for t in inputs)))
+            fns = {"eager": lambda: eager(*inputs), "torchscript": lambda: scripted(*inputs),
+                   "onnxruntime": lambda: session.run(None, feed)}
+            with torch.no_grad():
+                diff = float(np.abs(fns["onnxruntime"]()[0] - fns["eager"]().numpy()).max())
+                results = timed(fns, repeats)
+            base = results["eager"]
+            for runtime, seconds in results.items():
+                print(f"case={name}_{kind}_B{batch}_T{T} runtime={runtime} ms={seconds * 1e3:.3f} "
+                      f"throughput_vs_eager={base / seconds:.2f}"
+                      + (f" onnx_max_abs_diff={diff:.1e}" if runtime == "onnxruntime" else ""), flush=True)
 
 
 def streaming(work: Path, repeats: int) -> None:

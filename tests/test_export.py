@@ -175,6 +175,27 @@ def test_variable_lengths_are_an_input_of_recurrent_exports(tmp_path):
     assert any(node.op_type == "GRU" and len(node.input) > 4 and node.input[4] for node in graph.node)  # sequence_lens
 
 
+def test_fixed_length_export_has_no_lengths_input(tmp_path, capsys):
+    import onnx
+    import onnxruntime as ort
+
+    run = make_run(tmp_path / "run", "lstm", {})
+    status, out, _ = run_cli(capsys, "export", "--run", run, "--format", "onnx", "--fixed-length",
+                             "--out", tmp_path / "m.onnx")
+    assert status == 0 and "largest difference" in out
+    graph = onnx.load(str(tmp_path / "m.onnx")).graph
+    assert [i.name for i in graph.input] == ["x"]
+    lstm = next(node for node in graph.node if node.op_type == "LSTM")
+    assert len(lstm.input) <= 4 or not lstm.input[4]  # no sequence_lens
+    eager = load_run(run).model.eval()
+    x = torch.randn(5, 33, F)
+    normalizer = load_run(run).normalizer
+    with torch.no_grad():
+        expected = eager((x - torch.as_tensor(normalizer.shift)) / torch.as_tensor(normalizer.scale)).numpy()
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"x": x.numpy()})[0], expected, atol=1e-5)
+
+
 def test_forecast_and_language_model_runs_export(tmp_path, capsys):
     forecast = tmp_path / "air"
     assert run_cli(capsys, "train", "--config", "airline", "--epochs", "2", "--quiet", "--out", forecast)[0] == 0

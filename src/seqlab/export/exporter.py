@@ -52,8 +52,9 @@ class ExportSpec:
 FIXED_LENGTH = ("cnn-gru", "cnn-gru-parallel", "cnn-lstm-parallel")
 
 
-def export_spec(run: Run) -> ExportSpec:
-    """Classification: raw features (normaliser inside) and, where the model packs, lengths.
+def export_spec(run: Run, fixed_length: bool = False) -> ExportSpec:
+    """Classification: raw features (normaliser inside) and, where the model packs, lengths
+    (unless ``fixed_length``: every sequence of a batch then has the batch's length).
     Forecast: the model's own inputs (transformed, scaled series plus covariates).
     Language model: character ids in, logits out."""
     model = copy.deepcopy(run.model).eval()
@@ -84,7 +85,7 @@ def export_spec(run: Run) -> ExportSpec:
     lengths = [steps] if fixed else sorted({steps, max(shortest, steps // 2 + 1), steps * 2})
     # Packed batches export as ONNX sequence_lens; a projected LSTM's rewrite cannot carry them.
     projected = any(getattr(m, "proj_size", 0) for m in model.modules() if isinstance(m, torch.nn.LSTM))
-    variable = not fixed and name != "text-lstm" and not projected
+    variable = not fixed and name != "text-lstm" and not projected and not fixed_length
 
     def raw(batch, length, seed):
         rng = np.random.default_rng(seed)
@@ -130,8 +131,12 @@ def _torchscript_runner(path: Path):
 
 
 def export_run(run_dir: str | Path, fmt: str, out: str | Path, streaming: bool = False,
-               tolerance: float = 1e-4) -> ExportReport:
-    """Export, then check parity; raises :class:`SeqlabError` (and removes ``out``) above ``tolerance``."""
+               tolerance: float = 1e-4, fixed_length: bool = False) -> ExportReport:
+    """Export, then check parity; raises :class:`SeqlabError` (and removes ``out``) above ``tolerance``.
+
+    Models that pack variable lengths take a ``lengths`` input; ``fixed_length`` leaves it out
+    (a smaller, faster graph for data whose sequences all have one length).
+    """
     if fmt not in FORMATS:
         raise SeqlabError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     run = load_run(run_dir)
@@ -141,7 +146,7 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, streaming: bool =
         from seqlab.export.streaming import export_step_model
 
         return export_step_model(run, fmt, out, tolerance)
-    spec = export_spec(run)
+    spec = export_spec(run, fixed_length)
     eager = spec.module
     if fmt == "ncnn":
         from seqlab.export.ncnn import export_ncnn
