@@ -82,13 +82,22 @@ def test_ncnn_refuses_what_it_cannot_run(tmp_path):
         export_run(run, "ncnn", tmp_path / "m.param")
 
 
-@pytest.mark.parametrize("name,options", [("rnn", {}), ("gru", {"num_layers": 2}), ("lstm", {}),
-                                          ("lstm", {"proj_size": 4}), ("rnn", {"nonlinearity": "relu"})])
+@pytest.mark.parametrize("name,options", [
+    ("rnn", {}), ("gru", {"num_layers": 2}), ("lstm", {}), ("lstm", {"proj_size": 4}),
+    ("lstm", {"proj_size": 3, "num_layers": 2}), ("rnn", {"nonlinearity": "relu"}),
+    ("gru", {"head": "mean"}), ("lstm", {"head": "attention", "num_layers": 2}), ("rnn", {"head": "attention"}),
+])
 def test_streaming_step_by_step_equals_whole_sequence(tmp_path, name, options):
     run = make_run(tmp_path / "run", name, options)
-    step = step_model(load_run(run))
+    loaded = load_run(run)
+    step = step_model(loaded)
     x = torch.randn(1, 15, F) * 2
     reference = torch.softmax(torch.tensor(whole_sequence_per_step(step, x)[0]), dim=1).numpy()  # (T, C)
+    # the prefix reference agrees with the model itself run on every prefix
+    for t in (0, 6, 14):
+        with torch.no_grad():
+            whole = loaded.model((x[:, : t + 1] - step.shift) / step.scale)
+        np.testing.assert_allclose(reference[t], torch.softmax(whole[0], dim=0).numpy(), atol=1e-6)
     backends = ["eager", "compiled"]
     for backend in backends:
         streamer = Streamer(run, backend)
@@ -96,18 +105,16 @@ def test_streaming_step_by_step_equals_whole_sequence(tmp_path, name, options):
         np.testing.assert_allclose(got, reference, atol=2e-5)
         streamer.reset()
         np.testing.assert_allclose(streamer.push(x[0, 0].numpy()), reference[0], atol=2e-5)
-    fmts = ["torchscript"] + ([] if options.get("proj_size") else ["onnx"])
-    for fmt in fmts:
+    for fmt in ("torchscript", "onnx"):
         report = export_run(run, fmt, tmp_path / f"step.{fmt}", streaming=True)
         assert report.streaming and report.max_abs_diff <= 1e-4
-    if "onnx" in fmts:
-        onnx_streamer = Streamer(tmp_path / "step.onnx")
-        got = np.stack([onnx_streamer.push(frame) for frame in x[0].numpy()])
-        np.testing.assert_allclose(got, reference, atol=2e-5)
+    onnx_streamer = Streamer(tmp_path / "step.onnx")
+    got = np.stack([onnx_streamer.push(frame) for frame in x[0].numpy()])
+    np.testing.assert_allclose(got, reference, atol=2e-5)
 
 
 def test_streaming_refuses_models_that_read_ahead(tmp_path):
-    for name, options in (("bigru", {}), ("gru", {"head": "mean"})):
+    for name, options in (("bigru", {}), ("bilstm", {"head": "attention"})):
         run = make_run(tmp_path / name, name, options)
         with pytest.raises(SeqlabError, match=r"cannot stream"):
             Streamer(run)

@@ -4,7 +4,7 @@
 ``seqlab export --streaming``) and answers ``push(frame)`` with the class
 probabilities after that frame; ``reset()`` starts a new stream. Feeding a
 sequence frame by frame gives what the whole-sequence model gives after the
-same frames. Backends: ``compiled`` (seqlab's batch-1 kernels, the fastest),
+same frames (pooled heads keep a running mean or an online softmax as state). Backends: ``compiled`` (seqlab's batch-1 kernels, the fastest),
 ``eager`` (PyTorch) and ``onnx`` (ONNX Runtime).
 """
 
@@ -84,6 +84,11 @@ class Streamer:
         gates = self.layers[0][0].shape[0]
         self.scratch = (np.zeros(gates, np.float32), np.zeros(gates, np.float32))
         self.logits = np.zeros(self.fc[0].shape[0], np.float32)
+        self.pool = self.step.pool
+        if self.pool == "attention":
+            attention = self.step.model.attention
+            self.attention = (as_np(attention.project.weight), as_np(attention.project.bias),
+                              as_np(attention.score.weight)[0])
 
     def reset(self) -> None:
         if self.backend == "onnx":
@@ -92,6 +97,8 @@ class Streamer:
             hidden = self.layers[0][1].shape[1]
             self.h = [np.zeros(hidden, np.float32) for _ in self.layers]
             self.c = [np.zeros(hidden, np.float32) for _ in self.layers]
+            self.count, self.peak, self.norm = 0, 0.0, 0.0
+            self.total = np.zeros(hidden, np.float32)  # mean: sum of outputs; attention: weighted sum
         else:
             self.state = self.step.initial_state(1)
 
@@ -122,8 +129,25 @@ class Streamer:
             else:
                 K.rnn_step1(v, self.h[k], w_ih, w_hh, b_ih, b_hh, self.relu, gi, gh)
             v = self.h[k]
+        if self.pool is not None:
+            v = self._pool(v)
         K.head_step1(self.fc[0], self.fc[1], v, self.logits)
         return _softmax(self.logits)
+
+    def _pool(self, top: np.ndarray) -> np.ndarray:
+        """Running mean, or attention as an online softmax, of the top layer's outputs so far."""
+        self.count += 1
+        if self.pool == "mean":
+            self.total += top
+            return self.total / np.float32(self.count)
+        w_project, b_project, w_score = self.attention
+        score = float(w_score @ np.tanh(w_project @ top + b_project))
+        previous = score if self.count == 1 else self.peak
+        self.peak = max(previous, score)
+        decay, weight = np.exp(previous - self.peak), np.exp(score - self.peak)
+        self.norm = self.norm * decay + weight
+        self.total = self.total * np.float32(decay) + np.float32(weight) * top
+        return self.total / np.float32(self.norm)
 
 
 # ----------------------------------------------------------------------------
@@ -140,13 +164,10 @@ def raw_inputs(run: Run, batch: int, length: int, seed: int) -> torch.Tensor:
 def export_step_model(run: Run, fmt: str, out: Path, tolerance: float):
     step = step_model(run)
     exportable = copy.deepcopy(step)
-    if fmt == "onnx" and getattr(step.model.encoder.rnn, "proj_size", 0):
-        raise SeqlabError("--streaming --format onnx: an LSTM with proj_size cannot carry its state through ONNX's "
-                          "LSTM operator; export the step model to torchscript")
     if fmt == "ncnn":
         raise SeqlabError("--streaming: ncnn step models are not supported; export the step model to onnx or torchscript")
     states = step.initial_state(2)
-    names = ["h"] + (["c"] if step.is_lstm else [])
+    names = step.state_names
     example = (raw_inputs(run, 2, 1, seed=0)[:, 0], *states)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
@@ -154,7 +175,8 @@ def export_step_model(run: Run, fmt: str, out: Path, tolerance: float):
             warnings.simplefilter("ignore")
             if fmt == "onnx":
                 axes = {"x": {0: "batch"}, "y": {0: "batch"}}
-                axes.update({n: {1: "batch"} for n in names + [f"{n}_out" for n in names]})
+                axes.update({n: {1 if n in ("h", "c") else 0: "batch"} for n in names})
+                axes.update({f"{n}_out": {1 if n in ("h", "c") else 0: "batch"} for n in names})
                 torch.onnx.export(exportable, example, str(tmp), dynamo=False, opset_version=17,
                                   input_names=["x"] + names, output_names=["y"] + [f"{n}_out" for n in names],
                                   dynamic_axes=axes)
@@ -205,11 +227,22 @@ def _check_streaming(run: Run, step: StepModel, path: Path, fmt: str, n_states: 
 
 
 def whole_sequence_per_step(step: StepModel, x: torch.Tensor) -> np.ndarray:
-    """What the whole-sequence model outputs after each step: head of the top layer's outputs."""
+    """What the whole-sequence model outputs after each step t, computed on the prefix 0..t:
+    the head of the top layer's output at t, or the head's pool over outputs 0..t."""
+    from seqlab.models.pooling import masked_mean
+
     model = step.model
     with torch.no_grad():
         outputs, _, _ = model.encoder((x - step.shift) / step.scale)  # (B, T, P)
-        return model.fc(outputs).numpy()  # (B, T, C)
+        if step.pool is None:
+            return model.fc(outputs).numpy()  # (B, T, C)
+        per_step = []
+        for t in range(outputs.shape[1]):
+            prefix = outputs[:, : t + 1]
+            mask = torch.ones(prefix.shape[:2], dtype=torch.bool)
+            pooled = masked_mean(prefix, mask) if step.pool == "mean" else model.attention(prefix, mask)
+            per_step.append(model.fc(pooled))
+        return torch.stack(per_step, dim=1).numpy()  # (B, T, C)
 
 
 # ----------------------------------------------------------------------------
