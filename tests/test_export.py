@@ -113,6 +113,28 @@ def test_streaming_step_by_step_equals_whole_sequence(tmp_path, name, options):
     np.testing.assert_allclose(got, reference, atol=2e-5)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("ncnn") is None or importlib.util.find_spec("pnnx") is None,
+                    reason="ncnn and pnnx are not installed")
+@pytest.mark.parametrize("name,options", [("rnn", {}), ("gru", {"num_layers": 2}), ("lstm", {}),
+                                          ("lstm", {"proj_size": 3, "num_layers": 2})])
+def test_ncnn_step_model_streams_like_the_whole_sequence(tmp_path, name, options):
+    run = make_run(tmp_path / "run", name, options)
+    report = export_run(run, "ncnn", tmp_path / "step.param", streaming=True)
+    assert report.streaming and report.max_abs_diff <= 1e-4
+    assert (tmp_path / "step.bin").is_file() and (tmp_path / "step.json").is_file()
+    step = step_model(load_run(run))
+    x = torch.randn(1, 12, F)
+    reference = torch.softmax(torch.tensor(whole_sequence_per_step(step, x)[0]), dim=1).numpy()
+    streamer = Streamer(tmp_path / "step.param")
+    for _ in range(2):  # reset starts the stream again
+        got = np.stack([streamer.push(frame) for frame in x[0].numpy()])
+        np.testing.assert_allclose(got, reference, atol=2e-5)
+        streamer.reset()
+    run = make_run(tmp_path / "mean", "gru", {"head": "mean"})
+    with pytest.raises(SeqlabError, match=r"head 'mean'"):
+        export_run(run, "ncnn", tmp_path / "mean.param", streaming=True)
+
+
 def test_streaming_refuses_models_that_read_ahead(tmp_path):
     for name, options in (("bigru", {}), ("bilstm", {"head": "attention"})):
         run = make_run(tmp_path / name, name, options)
@@ -169,6 +191,17 @@ def test_stream_command_on_a_file_and_on_stdin(tmp_path, capsys):
     bad.write_text("1,2,3,4,5,6\n1,2,3\n")
     status, _, err = run_cli(capsys, "stream", "--run", run, "--input", bad)
     assert status == 2 and "bad.csv:2: expected 6 features per frame, got 3" in err
+    # an exported step model streams the same predictions, with the run's class names
+    assert run_cli(capsys, "export", "--run", run, "--format", "onnx", "--streaming",
+                   "--out", tmp_path / "step.onnx")[0] == 0
+    status, out, err = run_cli(capsys, "stream", "--run", tmp_path / "step.onnx", "--input", path)
+    assert status == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("frame,predicted,prob_a")
+    got = np.array([[float(v) for v in line.split(",")[2:]] for line in lines[1:]])
+    np.testing.assert_allclose(got, np.array(expected), atol=1e-5)
+    status, _, err = run_cli(capsys, "stream", "--run", tmp_path / "missing.onnx", "--input", path)
+    assert status == 2 and "missing.onnx: file not found" in err
 
 
 def test_variable_lengths_are_an_input_of_recurrent_exports(tmp_path):

@@ -116,12 +116,16 @@ def _parser() -> argparse.ArgumentParser:
         "per frame, the state carried from the first frame; or, with --window W --stride S, one prediction per "
         "window of W frames every S frames, each window read from a fresh state.",
     )
-    stream.add_argument("--run", type=Path, required=True, help="classification run folder (unidirectional, head last)")
+    stream.add_argument("--run", type=Path, required=True,
+                        help="classification run folder (unidirectional model), or a step model written by "
+                             "seqlab export --streaming (.onnx, or ncnn .param with its .bin and .json)")
     stream.add_argument("--input", required=True, help="CSV file of frames, or - for stdin")
     stream.add_argument("--out", type=Path, help="CSV to write (default: stdout)")
     stream.add_argument("--window", type=int, default=0, help="frames per window (default: no windows)")
     stream.add_argument("--stride", type=int, default=0, help="frames between windows")
-    stream.add_argument("--backend", default="compiled", help="compiled (default) or eager")
+    stream.add_argument("--backend", default="compiled",
+                        help="for run folders: compiled (default, seqlab's batch-1 kernels) or eager (PyTorch); "
+                             "exported files run on ONNX Runtime or ncnn")
 
     demo = commands.add_parser("demo", help="the main job: train and compare the core models on real data")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for the runs (default runs/demo)")

@@ -145,8 +145,9 @@ class StepModel(nn.Module):
                  "total": (batch, width), "acc": (batch, width)}
         return [torch.zeros(sizes.get(name, (batch, 1))) for name in self.state_names]
 
-    def _projected_lstm(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
-        """One step of a stacked LSTM with projection, as explicit products. x (B, F) -> top output (B, P)."""
+    def explicit_lstm(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        """One step of the stacked LSTM as explicit products (with the projection h = W_hr (o * tanh c)
+        where the LSTM has one). x (B, F), h (L, B, P), c (L, B, H) -> top output (B, P), h', c'."""
         rnn = self.model.encoder.rnn
         h_out, c_out = [], []
         for k in range(rnn.num_layers):
@@ -154,7 +155,9 @@ class StepModel(nn.Module):
                      + h[k] @ getattr(rnn, f"weight_hh_l{k}").t() + getattr(rnn, f"bias_hh_l{k}"))  # (B, 4H)
             i, f, g, o = gates.chunk(4, dim=1)
             c_k = torch.sigmoid(f) * c[k] + torch.sigmoid(i) * torch.tanh(g)  # (B, H)
-            x = (torch.sigmoid(o) * torch.tanh(c_k)) @ getattr(rnn, f"weight_hr_l{k}").t()  # (B, P)
+            x = torch.sigmoid(o) * torch.tanh(c_k)  # (B, H)
+            if self.projected:
+                x = x @ getattr(rnn, f"weight_hr_l{k}").t()  # (B, P)
             h_out.append(x)
             c_out.append(c_k)
         return x, torch.stack(h_out), torch.stack(c_out)
@@ -165,7 +168,7 @@ class StepModel(nn.Module):
         if self.is_lstm:
             c = rest.pop(0)
             if self.projected:
-                top, h, c = self._projected_lstm(x, h, c)
+                top, h, c = self.explicit_lstm(x, h, c)
             else:
                 outputs, (h, c) = self.model.encoder.rnn(x.unsqueeze(1), (h, c))  # (B, 1, P)
                 top = outputs[:, 0]

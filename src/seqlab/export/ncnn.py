@@ -9,6 +9,7 @@ ncnn cannot run are refused with the reason.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import warnings
@@ -60,6 +61,115 @@ class NcnnCNNGRU(nn.Module):
         return self.classifier(outputs[:, -1, :])  # (1, C)
 
 
+class NcnnStep(nn.Module):
+    """A step model in operators ncnn runs: (x (1, F), h (L, 1, P)[, c (L, 1, H)]) -> (y (1, C), h'[, c']).
+
+    RNN and GRU steps use ncnn's own layers with a state input; LSTM steps
+    are explicit products (ncnn's LSTM layer does not take the state pnnx
+    hands it correctly).
+    """
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None = None):
+        step = self.step
+        x = (x - step.shift) / step.scale  # (1, F)
+        if step.is_lstm:
+            top, h, c = step.explicit_lstm(x, h, c)
+            return step.model.fc(top), h, c
+        outputs, h = step.model.encoder.rnn(x.unsqueeze(1), h)  # (1, 1, P)
+        return step.model.fc(outputs[:, 0]), h
+
+
+def _place(source: Path, target: Path) -> None:
+    """Copy beside the target, then rename over it: a reader never sees half a file."""
+    partial = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(source, partial)
+    os.replace(partial, target)
+
+
+def load_ncnn(param: Path):
+    """An ncnn.Net with full float32 arithmetic (ncnn defaults to fp16 storage where it can)."""
+    import ncnn
+
+    net = ncnn.Net()
+    for flag in ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic", "use_bf16_storage"):
+        setattr(net.opt, flag, False)
+    net.load_param(str(param))
+    net.load_model(str(param.with_suffix(".bin")))
+    return net
+
+
+def ncnn_step(net, x: np.ndarray, states: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One step through an ncnn step model: x (F,), states as (L, 1, P) arrays -> logits (C,), new states."""
+    import ncnn
+
+    arrays = [np.ascontiguousarray(x[None], dtype=np.float32)] + [np.ascontiguousarray(s) for s in states]
+    mats = [ncnn.Mat(a) for a in arrays]  # each Mat borrows its array: both stay alive until extracted
+    extractor = net.create_extractor()
+    for i, mat in enumerate(mats):
+        extractor.input(f"in{i}", mat)
+    outputs = []
+    for i in range(len(mats)):
+        status, result = extractor.extract(f"out{i}")
+        if status != 0:
+            raise SeqlabError("ncnn could not run the step model")
+        outputs.append(np.array(result))
+    return outputs[0].reshape(-1), [o.reshape(s.shape) for o, s in zip(outputs[1:], states)]
+
+
+def export_ncnn_step(run, step, out: Path, tolerance: float):
+    """Write the step model as ``out`` (.param), .bin and .json (inputs, outputs, state shapes);
+    check it frame by frame against the whole-sequence model."""
+    import pnnx
+
+    from seqlab.export.exporter import ExportReport
+    from seqlab.export.streaming import raw_inputs, whole_sequence_per_step
+    from seqlab.io import write_json
+
+    if step.pool is not None:
+        raise SeqlabError(f"--format ncnn --streaming: head {step.pool!r} keeps a pooled state that ncnn cannot "
+                          "express here; use onnx or torchscript")
+    module = NcnnStep(step).eval()
+    states = [s.numpy() for s in step.initial_state(1)]
+    param, weights, meta = out.with_suffix(".param"), out.with_suffix(".bin"), out.with_suffix(".json")
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        example = (raw_inputs(run, 1, 1, seed=0)[:, 0], *(torch.from_numpy(s) for s in states))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pnnx.export(module, str(work / "model.pt"), inputs=example, fp16=False,
+                        ncnnparam=str(work / "model.param"), ncnnbin=str(work / "model.bin"),
+                        pnnxparam=str(work / "pnnx.param"), pnnxbin=str(work / "pnnx.bin"),
+                        pnnxpy=str(work / "pnnx.py"), pnnxonnx=str(work / "pnnx.onnx"), ncnnpy=str(work / "ncnn.py"))
+        if not (work / "model.param").is_file():
+            raise SeqlabError("--format ncnn --streaming: pnnx produced no ncnn model")
+        net = load_ncnn(work / "model.param")
+        x = raw_inputs(run, 1, min(int(run.extras["steps"]), 30), seed=200)  # (1, T, F)
+        reference = whole_sequence_per_step(step, x)[0]  # (T, C)
+        worst, carried = 0.0, states
+        for t in range(x.shape[1]):
+            logits, carried = ncnn_step(net, x[0, t].numpy(), carried)
+            worst = max(worst, float(np.abs(logits - reference[t]).max()))
+        if not worst <= tolerance:
+            raise SeqlabError(f"export ncnn --streaming: step-by-step outputs differ from the whole-sequence model "
+                              f"by {worst:.3g} (tolerance {tolerance:g}); nothing was written to {out}")
+        _place(work / "model.param", param)
+        _place(work / "model.bin", weights)
+    names = step.state_names
+    write_json(meta, {
+        "format": "seqlab-ncnn-step/1", "features": int(run.extras["features"]),
+        "class_names": list(run.class_names),
+        "inputs": {"in0": "x (1, features): raw frame", **{f"in{i + 1}": n for i, n in enumerate(names)}},
+        "outputs": {"out0": "logits (1, classes)", **{f"out{i + 1}": f"{n}'" for i, n in enumerate(names)}},
+        "state_shapes": {n: list(s.shape) for n, s in zip(names, states)},
+    })
+    return ExportReport(param, "ncnn", True, worst, [(1, x.shape[1], worst)],
+                        f"weights in {weights}, inputs and state shapes in {meta}")
+
+
 def ncnn_module(run, model: nn.Module, shift, scale) -> nn.Module:
     name = run.checkpoint["model"]["name"]
     if name not in NCNN_MODELS:
@@ -99,17 +209,14 @@ def export_ncnn(run, eager, exportable, out: Path, shapes, tolerance: float):
                         pnnxpy=str(work / "pnnx.py"), pnnxonnx=str(work / "pnnx.onnx"), ncnnpy=str(work / "ncnn.py"))
         if not (work / "model.param").is_file():
             raise SeqlabError("--format ncnn: pnnx produced no ncnn model")
-        net = ncnn.Net()
-        for flag in ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic", "use_bf16_storage"):
-            setattr(net.opt, flag, False)
-        net.load_param(str(work / "model.param"))
-        net.load_model(str(work / "model.bin"))
+        net = load_ncnn(work / "model.param")
         cases = []
         with torch.no_grad():
             for i, length in enumerate(lengths):
                 x = raw_inputs(run, 1, length, seed=300 + i)
                 extractor = net.create_extractor()
-                if extractor.input("in0", ncnn.Mat(x[0].numpy().copy())) != 0:
+                frames = ncnn.Mat(x[0].numpy().copy())  # ncnn.Mat borrows the array: keep both alive
+                if extractor.input("in0", frames) != 0:
                     raise SeqlabError("--format ncnn: the converted graph has an operator ncnn cannot run")
                 status, result = extractor.extract("out0")
                 if status != 0:
@@ -120,6 +227,6 @@ def export_ncnn(run, eager, exportable, out: Path, shapes, tolerance: float):
         if not worst <= tolerance:
             raise SeqlabError(f"export ncnn: the ncnn model differs from eager PyTorch by {worst:.3g} "
                               f"(tolerance {tolerance:g}); nothing was written to {out}")
-        shutil.copyfile(work / "model.param", param)
-        shutil.copyfile(work / "model.bin", weights)
+        _place(work / "model.param", param)
+        _place(work / "model.bin", weights)
     return ExportReport(param, "ncnn", False, worst, cases, f"weights in {weights}; batch 1 (ncnn has no batch axis)")

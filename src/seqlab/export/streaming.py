@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import warnings
 from pathlib import Path
 from typing import IO
@@ -47,6 +48,8 @@ class Streamer:
     def __init__(self, source: str | Path, backend: str = "compiled"):
         source = Path(source)
         self.backend = backend
+        if source.suffix in (".onnx", ".param") and not source.is_file():
+            raise SeqlabError(f"{source}: file not found (expected a step model written by seqlab export --streaming)")
         if source.suffix == ".onnx":
             import onnxruntime as ort
 
@@ -55,8 +58,22 @@ class Streamer:
             self.state_names = names[1:]
             self.state_shapes = [tuple(1 if isinstance(d, str) else d for d in i.shape) for i in self.session.get_inputs()[1:]]
             self.features = self.session.get_inputs()[0].shape[1]
-            self.class_names = None
+            labels = self.session.get_modelmeta().custom_metadata_map.get("seqlab_class_names")
+            classes = self.session.get_outputs()[0].shape[1]
+            self.class_names = json.loads(labels) if labels else [str(i) for i in range(classes)]
             self.backend = "onnx"
+        elif source.suffix == ".param":
+            from seqlab.export.ncnn import load_ncnn
+
+            meta = source.with_suffix(".json")
+            if not meta.is_file():
+                raise SeqlabError(f"{source}: an ncnn step model needs {meta.name} beside it "
+                                  "(written by seqlab export --format ncnn --streaming)")
+            info = json.loads(meta.read_text())
+            self.net = load_ncnn(source)
+            self.state_shapes = [tuple(v) for v in info["state_shapes"].values()]
+            self.features, self.class_names = int(info["features"]), info["class_names"]
+            self.backend = "ncnn"
         else:
             run = load_run(source)
             self.step = step_model(run)
@@ -91,7 +108,7 @@ class Streamer:
                               as_np(attention.score.weight)[0])
 
     def reset(self) -> None:
-        if self.backend == "onnx":
+        if self.backend in ("onnx", "ncnn"):
             self.state = [np.zeros(s, np.float32) for s in self.state_shapes]
         elif self.backend == "compiled":
             hidden = self.layers[0][1].shape[1]
@@ -108,6 +125,11 @@ class Streamer:
             raise SeqlabError(f"frame has {x.shape[0]} values; the model expects {self.features} features")
         if self.backend == "compiled":
             return self._push_compiled(x)
+        if self.backend == "ncnn":
+            from seqlab.export.ncnn import ncnn_step
+
+            logits, self.state = ncnn_step(self.net, x, self.state)
+            return _softmax(logits)
         if self.backend == "onnx":
             outputs = self.session.run(None, {"x": x[None], **dict(zip(self.state_names, self.state))})
             self.state = outputs[1:]
@@ -165,7 +187,9 @@ def export_step_model(run: Run, fmt: str, out: Path, tolerance: float):
     step = step_model(run)
     exportable = copy.deepcopy(step)
     if fmt == "ncnn":
-        raise SeqlabError("--streaming: ncnn step models are not supported; export the step model to onnx or torchscript")
+        from seqlab.export.ncnn import export_ncnn_step
+
+        return export_ncnn_step(run, step, out, tolerance)
     states = step.initial_state(2)
     names = step.state_names
     example = (raw_inputs(run, 2, 1, seed=0)[:, 0], *states)
@@ -180,6 +204,7 @@ def export_step_model(run: Run, fmt: str, out: Path, tolerance: float):
                 torch.onnx.export(exportable, example, str(tmp), dynamo=False, opset_version=17,
                                   input_names=["x"] + names, output_names=["y"] + [f"{n}_out" for n in names],
                                   dynamic_axes=axes)
+                _label_onnx(tmp, run.class_names)
             else:
                 torch.jit.trace(exportable, example, check_trace=False).save(str(tmp))
         report = _check_streaming(run, step, tmp, fmt, len(names), out, tolerance)
@@ -187,6 +212,18 @@ def export_step_model(run: Run, fmt: str, out: Path, tolerance: float):
         return report
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _label_onnx(path: Path, class_names) -> None:
+    """Store the class names in the ONNX file's metadata, for ``Streamer`` and ``seqlab stream``."""
+    import json
+
+    import onnx
+
+    model = onnx.load(str(path))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "seqlab_class_names", json.dumps(list(class_names))
+    onnx.save(model, str(path))
 
 
 def _check_streaming(run: Run, step: StepModel, path: Path, fmt: str, n_states: int, out: Path, tolerance: float):
