@@ -60,33 +60,43 @@ def fast_sigmoid(x):
 
 @njit(**JIT)
 def gru_step(gi, gh, b_hh, h, out, h_prev, z_s, dn_s, bt):
-    """One step for rows < bt. gi (B,3H) = W_i x + b_i; gh (B,3H) = W_h h (overwritten).
+    """One step for rows < bt. gi (B,3H) = W_i x + b_i; gh (B,3H) = W_h h (its r, z part is overwritten).
 
     h (B,H) is updated in place; out, h_prev, z_s, dn_s (B,H) are this
     step's slices. gi is overwritten with the coefficients that turn dL/dh'
     into dL/d(W_h h + b_h) for r, z, n (it is not needed again, and reusing
     it saves memory traffic); dn_s holds dL/d(n pre-activation) per unit dL/dh'.
+    Each loop writes one array and reads few, so that the compiler vectorises
+    it (more arrays per loop defeat its aliasing checks); out and z_s hold
+    intermediate values (W_hn h + b_hn, then n) before their own.
     """
     H = h.shape[1]
+    H2 = 2 * H
     one = np.float32(1.0)
     for b in range(bt):
         g_i, g_h, hb, hp, zb, dnb, ob = gi[b], gh[b], h[b], h_prev[b], z_s[b], dn_s[b], out[b]
-        for k in range(3 * H):
-            g_h[k] = g_h[k] + b_hh[k]
-        for k in range(2 * H):
-            g_h[k] = fast_sigmoid(g_i[k] + g_h[k])  # r, z
+        for k in range(H2):
+            g_h[k] = fast_sigmoid(g_i[k] + g_h[k] + b_hh[k])  # r, z
+        r, z = g_h[:H], g_h[H:H2]
+        i_r, i_z, i_n, h_n, b_n = g_i[:H], g_i[H:H2], g_i[H2:], g_h[H2:], b_hh[H2:]
+        for j in range(H):
+            ob[j] = h_n[j] + b_n[j]  # W_hn h + b_hn
+        for j in range(H):
+            zb[j] = fast_tanh(i_n[j] + r[j] * ob[j])  # n
+        for j in range(H):
+            dnb[j] = (one - z[j]) * (one - zb[j] * zb[j])
+        for j in range(H):
+            i_r[j] = dnb[j] * ob[j] * r[j] * (one - r[j])
+        for j in range(H):
+            i_n[j] = dnb[j] * r[j]
         for j in range(H):
             hp[j] = hb[j]
         for j in range(H):
-            r, z, hn = g_h[j], g_h[H + j], g_h[2 * H + j]
-            n = fast_tanh(g_i[2 * H + j] + r * hn)
-            dn = (one - z) * (one - n * n)
-            ob[j] = n + z * (hp[j] - n)
-            zb[j] = z
-            dnb[j] = dn
-            g_i[j] = dn * hn * r * (one - r)
-            g_i[H + j] = (hp[j] - n) * z * (one - z)
-            g_i[2 * H + j] = dn * r
+            i_z[j] = (hp[j] - zb[j]) * z[j] * (one - z[j])
+        for j in range(H):
+            ob[j] = zb[j] + z[j] * (hp[j] - zb[j])  # h' = n + z (h - n)
+        for j in range(H):
+            zb[j] = z[j]
         for j in range(H):
             hb[j] = ob[j]
 
@@ -98,19 +108,25 @@ def gru_back_step(d_out, dh, z_s, dn_s, coef, dgh, dgi, bt):
     The caller adds dgh @ W_hh to dh to finish dL/dh.
     """
     H = dh.shape[1]
+    H2 = 2 * H
     for b in range(bt):
         d, do, cb, gh_b, gi_b = dh[b], d_out[b], coef[b], dgh[b], dgi[b]
         zb, dnb = z_s[b], dn_s[b]
+        c_r, c_z, c_n = cb[:H], cb[H:H2], cb[H2:]
+        g_r, g_z, g_n = gh_b[:H], gh_b[H:H2], gh_b[H2:]
         for j in range(H):
             d[j] = d[j] + do[j]
         for j in range(H):
-            gh_b[j] = cb[j] * d[j]
-            gh_b[H + j] = cb[H + j] * d[j]
-            gh_b[2 * H + j] = cb[2 * H + j] * d[j]
-        for j in range(2 * H):
-            gi_b[j] = gh_b[j]
+            g_r[j] = c_r[j] * d[j]
         for j in range(H):
-            gi_b[2 * H + j] = dnb[j] * d[j]
+            g_z[j] = c_z[j] * d[j]
+        for j in range(H):
+            g_n[j] = c_n[j] * d[j]
+        for j in range(H2):
+            gi_b[j] = gh_b[j]
+        i_n = gi_b[H2:]
+        for j in range(H):
+            i_n[j] = dnb[j] * d[j]
         for j in range(H):
             d[j] = d[j] * zb[j]
 
@@ -123,24 +139,25 @@ def gru_back_step(d_out, dh, z_s, dn_s, coef, dgh, dgi, bt):
 def lstm_step(gi, gh, b_hh, h, c, out, h_prev, c_s, bt):
     """One step for rows < bt; gi (B,4H) is overwritten with i, f, g, o; c_s (B,H) keeps c'."""
     H = h.shape[1]
+    H2, H3 = 2 * H, 3 * H
     for b in range(bt):
         a, g_h, hb, cb, hp, ob, cs = gi[b], gh[b], h[b], c[b], h_prev[b], out[b], c_s[b]
-        for k in range(4 * H):
-            a[k] = a[k] + g_h[k] + b_hh[k]
-        for k in range(2 * H):
-            a[k] = fast_sigmoid(a[k])
-        for k in range(2 * H, 3 * H):
-            a[k] = fast_tanh(a[k])
-        for k in range(3 * H, 4 * H):
-            a[k] = fast_sigmoid(a[k])
+        for k in range(H2):
+            a[k] = fast_sigmoid(a[k] + g_h[k] + b_hh[k])  # i, f
+        i, f, g, o = a[:H], a[H:H2], a[H2:H3], a[H3:]
+        for j in range(H):
+            g[j] = fast_tanh(g[j] + g_h[H2 + j] + b_hh[H2 + j])
+        for j in range(H):
+            o[j] = fast_sigmoid(o[j] + g_h[H3 + j] + b_hh[H3 + j])
         for j in range(H):
             hp[j] = hb[j]
         for j in range(H):
-            cs[j] = a[H + j] * cb[j] + a[j] * a[2 * H + j]
+            cs[j] = f[j] * cb[j] + i[j] * g[j]
         for j in range(H):
-            ob[j] = a[3 * H + j] * fast_tanh(cs[j])
+            ob[j] = o[j] * fast_tanh(cs[j])
         for j in range(H):
             hb[j] = ob[j]
+        for j in range(H):
             cb[j] = cs[j]
 
 
@@ -149,22 +166,31 @@ def lstm_back_step(d_out, dh, dc, gates, c_prev, c_new, dga, bt):
     """dh, dc (B,H): dL/dh', dL/dc' on entry; dc becomes dL/dc. Fills dga (B,4H).
 
     gates (B,4H) are i, f, g, o of the step; c_prev, c_new (B,H) its cells.
+    One array written per loop (see :func:`gru_step`); tanh(c') is computed twice
+    rather than stored.
     """
     H = dh.shape[1]
+    H2, H3 = 2 * H, 3 * H
     one = np.float32(1.0)
     for b in range(bt):
         a, da, d, dcb, do, cp, cn = gates[b], dga[b], dh[b], dc[b], d_out[b], c_prev[b], c_new[b]
+        i, f, g, o = a[:H], a[H:H2], a[H2:H3], a[H3:]
+        di, df, dg, do_ = da[:H], da[H:H2], da[H2:H3], da[H3:]
         for j in range(H):
             d[j] = d[j] + do[j]
         for j in range(H):
-            i, f, g, o = a[j], a[H + j], a[2 * H + j], a[3 * H + j]
+            do_[j] = d[j] * fast_tanh(cn[j]) * o[j] * (one - o[j])
+        for j in range(H):
             tc = fast_tanh(cn[j])
-            dcj = dcb[j] + d[j] * o * (one - tc * tc)
-            da[j] = dcj * g * i * (one - i)
-            da[H + j] = dcj * cp[j] * f * (one - f)
-            da[2 * H + j] = dcj * i * (one - g * g)
-            da[3 * H + j] = d[j] * tc * o * (one - o)
-            dcb[j] = dcj * f
+            dcb[j] = dcb[j] + d[j] * o[j] * (one - tc * tc)  # dL/dc'
+        for j in range(H):
+            di[j] = dcb[j] * g[j] * i[j] * (one - i[j])
+        for j in range(H):
+            df[j] = dcb[j] * cp[j] * f[j] * (one - f[j])
+        for j in range(H):
+            dg[j] = dcb[j] * i[j] * (one - g[j] * g[j])
+        for j in range(H):
+            dcb[j] = dcb[j] * f[j]
 
 
 # ----------------------------------------------------------------------------
