@@ -66,6 +66,47 @@ def test_fast_path_matches_torch(cls, kwargs, variable, driver, monkeypatch):
         torch.testing.assert_close(g / scale, g_ref / scale, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("driver", ["compiled-loop", "python-loop"])
+@pytest.mark.parametrize("variable", [False, True])
+@pytest.mark.parametrize("cls,kwargs", CASES)
+def test_inference_path_matches_torch(cls, kwargs, variable, driver, monkeypatch):
+    """Without gradients the fast path skips what backward needs (and hands full-batch LSTMs to torch)."""
+    monkeypatch.setattr(fast_rnn, "PYTHON_LOOP_MIN_MACS", 0 if driver == "python-loop" else 1 << 62)
+    torch.manual_seed(3)
+    module = cls(6, 9, batch_first=True, **kwargs)
+    x = torch.randn(5, 7, 6)
+    lengths = torch.tensor([7, 3, 5, 1, 7]) if variable else None
+    layers = kwargs.get("num_layers", 1) * (2 if kwargs.get("bidirectional") else 1)
+    h0 = torch.randn(layers, 5, 9)
+    state = (h0, torch.randn(layers, 5, 9)) if cls is nn.LSTM else h0
+    with torch.no_grad():
+        out_ref, fin_ref = _torch_reference(module, x, lengths, state)
+        out, fin = fast_rnn.fast_forward(module, x, lengths, state)
+    assert not out.requires_grad
+    torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-5)
+    for a, b in zip(_flat(fin), _flat(fin_ref)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_only_the_gradients_asked_for_are_computed(monkeypatch):
+    monkeypatch.setattr(fast_rnn, "PYTHON_LOOP_MIN_MACS", 0)
+    torch.manual_seed(4)
+    for cls in (nn.GRU, nn.LSTM):
+        module = cls(6, 9, batch_first=True)
+        module.weight_ih_l0.requires_grad_(False)
+        x = torch.randn(4, 5, 6)  # data: no gradient wanted
+        out, _ = fast_rnn.fast_forward(module, x)
+        out_ref, _ = module(x)
+        g = torch.randn_like(out)
+        wanted = [module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0]
+        got = torch.autograd.grad((out * g).sum(), wanted)
+        ref = torch.autograd.grad((out_ref * g).sum(), wanted)
+        for a, b in zip(got, ref):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        (fast_rnn.fast_forward(module, x)[0] * g).sum().backward()
+        assert x.grad is None and module.weight_ih_l0.grad is None and module.weight_hh_l0.grad is not None
+
+
 def test_fast_path_at_benchmark_size_matches_torch():
     torch.manual_seed(1)
     module = nn.GRU(90, 128, batch_first=True)

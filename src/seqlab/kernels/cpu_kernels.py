@@ -102,6 +102,24 @@ def gru_step(gi, gh, b_hh, h, out, h_prev, z_s, dn_s, bt):
 
 
 @njit(**JIT)
+def gru_step_infer(gi, gh, b_hh, h, out, bt):
+    """:func:`gru_step` without what the backward pass needs (inference): h (B,H) in place, out (B,H)."""
+    H = h.shape[1]
+    H2 = 2 * H
+    for b in range(bt):
+        g_i, g_h, hb, ob = gi[b], gh[b], h[b], out[b]
+        for k in range(H2):
+            g_h[k] = fast_sigmoid(g_i[k] + g_h[k] + b_hh[k])  # r, z
+        r, z, i_n, h_n, b_n = g_h[:H], g_h[H:H2], g_i[H2:], g_h[H2:], b_hh[H2:]
+        for j in range(H):
+            ob[j] = fast_tanh(i_n[j] + r[j] * (h_n[j] + b_n[j]))  # n
+        for j in range(H):
+            ob[j] = ob[j] + z[j] * (hb[j] - ob[j])
+        for j in range(H):
+            hb[j] = ob[j]
+
+
+@njit(**JIT)
 def gru_back_step(d_out, dh, z_s, dn_s, coef, dgh, dgi, bt):
     """dh (B,H) holds dL/dh' on entry, the direct part z * dL/dh' on exit; fills dgh, dgi (B,3H).
 

@@ -174,10 +174,49 @@ class _Layer(torch.autograd.Function):
             dgi = dgh
         dgi2 = dgi.view(T * B, G * H)
         dgh2 = dgh.view(T * B, G * H)
-        dx = (dgi2 @ w_ih).view(T, B, F)  # (T, B, F)
-        dw_ih = dgi2.t() @ x.reshape(T * B, F)  # (GH, F)
-        dw_hh = dgh2.t() @ h_prev.view(T * B, H)  # (GH, H)
-        return (None, None, None, None, dx, dh, dc, dw_ih, dw_hh, dgi2.sum(0), dgh2.sum(0))
+        wanted = ctx.needs_input_grad  # (.., x, h0, c0, w_ih, w_hh, b_ih, b_hh): skip what nobody asked for
+        dx = (dgi2 @ w_ih).view(T, B, F) if wanted[4] else None  # (T, B, F)
+        dw_ih = dgi2.t() @ x.reshape(T * B, F) if wanted[7] else None  # (GH, F)
+        dw_hh = dgh2.t() @ h_prev.view(T * B, H) if wanted[8] else None  # (GH, H)
+        db_hh = dgh2.sum(0) if wanted[10] or (wanted[9] and dgi is dgh) else None
+        db_ih = (db_hh if dgi is dgh else dgi2.sum(0)) if wanted[9] else None  # LSTM, RNN: the same sums
+        return (None, None, None, None, dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh)
+
+
+class _Unsaved:
+    """Stands in for the autograd context when nothing will be differentiated."""
+
+    def save_for_backward(self, *tensors) -> None:
+        pass
+
+
+def _infer(mode, relu, reverse, active, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    """Forward only (no gradient wanted): GRU steps skip what the backward pass would need."""
+    T, B, F = x.shape
+    H = w_hh.shape[1]
+    G = GATES[mode]
+    if mode != "gru" or B * G * H * H < PYTHON_LOOP_MIN_MACS:
+        return _Layer.forward(_Unsaved(), mode, relu, reverse, active, x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+    a = active.numpy()
+    alloc = x.new_empty if int(a.min()) == B else x.new_zeros
+    gi = torch.addmm(b_ih, x.reshape(T * B, F), w_ih.t()).view(T, B, G * H)  # (T, B, GH)
+    w_hh_t = w_hh.t().contiguous()  # (H, GH)
+    out, gh, h = alloc(T, B, H), x.new_empty(B, G * H), h0.clone()
+    n_gi, n_h, n_b, n_gh, n_out = _np(gi), _np(h), _np(b_hh), _np(gh), _np(out)
+    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        bt = int(a[t])
+        torch.mm(h[:bt], w_hh_t, out=gh[:bt])
+        K.gru_step_infer(n_gi[t], n_gh, n_b, n_h, n_out[t], bt)
+    return out, h, h0.new_zeros(0)
+
+
+def _wants_grad(module: nn.RNNBase, x: torch.Tensor, state) -> bool:
+    """Whether autograd will need this call's backward pass."""
+    if not torch.is_grad_enabled():
+        return False
+    states = state if isinstance(state, tuple) else (state,)
+    return (x.requires_grad or any(s is not None and s.requires_grad for s in states)
+            or any(p.requires_grad for p in module.parameters()))
 
 
 def fast_forward(
@@ -193,6 +232,9 @@ def fast_forward(
     returns ``out (B, T, D*H)`` (zero past each length) and the final state.
     """
     mode = {nn.RNN: "rnn", nn.GRU: "gru", nn.LSTM: "lstm"}[type(module)]
+    if mode == "lstm" and lengths is None and not _wants_grad(module, x, state):
+        # Inference on a full batch: torch runs oneDNN's fused LSTM kernel, faster on CPU than a step loop.
+        return module(x, state)
     relu = mode == "rnn" and module.nonlinearity == "relu"
     B, T, _ = x.shape
     L, D, H = module.num_layers, 2 if module.bidirectional else 1, module.hidden_size
@@ -211,13 +253,14 @@ def fast_forward(
         if order is not None:
             h0, c0 = h0[:, order], c0[:, order]
     layer_input = x.transpose(0, 1).contiguous()  # (T, B, F)
+    run_layer = _Layer.apply if _wants_grad(module, x, state) else _infer
     h_n, c_n = [], []
     for layer in range(L):
         outputs = []
         for d in range(D):
             suffix = f"_l{layer}" + ("_reverse" if d else "")
             k = layer * D + d
-            out, h, c = _Layer.apply(
+            out, h, c = run_layer(
                 mode, relu, bool(d), active, layer_input, h0[k].contiguous(), c0[k].contiguous(),
                 getattr(module, f"weight_ih{suffix}"), getattr(module, f"weight_hh{suffix}"),
                 getattr(module, f"bias_ih{suffix}"), getattr(module, f"bias_hh{suffix}"),
