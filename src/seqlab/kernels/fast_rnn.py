@@ -176,6 +176,12 @@ class _Layer(torch.autograd.Function):
         dgh2 = dgh.view(T * B, G * H)
         wanted = ctx.needs_input_grad  # (.., x, h0, c0, w_ih, w_hh, b_ih, b_hh): skip what nobody asked for
         dx = (dgi2 @ w_ih).view(T, B, F) if wanted[4] else None  # (T, B, F)
+        if dgi is dgh and all(wanted[7:11]):
+            # LSTM and RNN: one product gives every weight and bias gradient, dL/dA^T [x | h_prev | 1]
+            xh = torch.cat([x.reshape(T * B, F), h_prev.view(T * B, H), x.new_ones(T * B, 1)], dim=1)
+            dw = dgh2.t() @ xh  # (GH, F + H + 1)
+            db = dw[:, F + H].contiguous()
+            return (None, None, None, None, dx, dh, dc, dw[:, :F], dw[:, F:F + H], db, db.clone())
         dw_ih = dgi2.t() @ x.reshape(T * B, F) if wanted[7] else None  # (GH, F)
         dw_hh = dgh2.t() @ h_prev.view(T * B, H) if wanted[8] else None  # (GH, H)
         db_hh = dgh2.sum(0) if wanted[10] or (wanted[9] and dgi is dgh) else None
