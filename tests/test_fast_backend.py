@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from conftest import run_cli
-from seqlab.kernels import fast_rnn
+from seqlab.kernels import fast_rnn, mkl_loops
 from seqlab.models import build_model
 
 CASES = [
@@ -35,11 +35,20 @@ def _flat(final):
     return list(final) if isinstance(final, tuple) else [final]
 
 
-@pytest.mark.parametrize("driver", ["compiled-loop", "python-loop"])
+DRIVERS = ["compiled-loop", "python-loop"] + (["mkl"] if mkl_loops.AVAILABLE else [])
+
+
+def use_driver(monkeypatch, driver: str) -> None:
+    """Select a time-loop driver whatever the sizes."""
+    monkeypatch.setattr(fast_rnn, "USE_MKL", driver == "mkl")
+    monkeypatch.setattr(fast_rnn, "PYTHON_LOOP_MIN_MACS", 1 << 62 if driver == "compiled-loop" else 0)
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
 @pytest.mark.parametrize("variable", [False, True])
 @pytest.mark.parametrize("cls,kwargs", CASES)
 def test_fast_path_matches_torch(cls, kwargs, variable, driver, monkeypatch):
-    monkeypatch.setattr(fast_rnn, "PYTHON_LOOP_MIN_MACS", 0 if driver == "python-loop" else 1 << 62)
+    use_driver(monkeypatch, driver)
     torch.manual_seed(0)
     module = cls(6, 9, batch_first=True, **kwargs)
     B, T = 5, 7
@@ -66,12 +75,12 @@ def test_fast_path_matches_torch(cls, kwargs, variable, driver, monkeypatch):
         torch.testing.assert_close(g / scale, g_ref / scale, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("driver", ["compiled-loop", "python-loop"])
+@pytest.mark.parametrize("driver", DRIVERS)
 @pytest.mark.parametrize("variable", [False, True])
 @pytest.mark.parametrize("cls,kwargs", CASES)
 def test_inference_path_matches_torch(cls, kwargs, variable, driver, monkeypatch):
     """Without gradients the fast path skips what backward needs (and hands full-batch LSTMs to torch)."""
-    monkeypatch.setattr(fast_rnn, "PYTHON_LOOP_MIN_MACS", 0 if driver == "python-loop" else 1 << 62)
+    use_driver(monkeypatch, driver)
     torch.manual_seed(3)
     module = cls(6, 9, batch_first=True, **kwargs)
     x = torch.randn(5, 7, 6)
