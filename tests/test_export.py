@@ -117,10 +117,12 @@ def test_streaming_step_by_step_equals_whole_sequence(tmp_path, name, options):
                     reason="ncnn and pnnx are not installed")
 @pytest.mark.parametrize("name,options", [("rnn", {}), ("gru", {"num_layers": 2}), ("lstm", {}),
                                           ("lstm", {"proj_size": 3, "num_layers": 2})])
-def test_ncnn_step_model_streams_like_the_whole_sequence(tmp_path, name, options):
+def test_ncnn_step_model_streams_like_the_whole_sequence(tmp_path, name, options, capfd):
     run = make_run(tmp_path / "run", name, options)
     report = export_run(run, "ncnn", tmp_path / "step.param", streaming=True)
     assert report.streaming and report.max_abs_diff <= 1e-4
+    console = capfd.readouterr()
+    assert "pass_level" not in console.out + console.err  # pnnx's own report stays out of the console
     assert (tmp_path / "step.bin").is_file() and (tmp_path / "step.json").is_file()
     step = step_model(load_run(run))
     x = torch.randn(1, 12, F)
@@ -202,6 +204,14 @@ def test_stream_command_on_a_file_and_on_stdin(tmp_path, capsys):
     np.testing.assert_allclose(got, np.array(expected), atol=1e-5)
     status, _, err = run_cli(capsys, "stream", "--run", tmp_path / "missing.onnx", "--input", path)
     assert status == 2 and "missing.onnx: file not found" in err
+    # a reader that goes away early (| head) ends the stream quietly
+    many = tmp_path / "many.csv"
+    many.write_text("\n".join(",".join("0.5" for _ in range(F)) for _ in range(20000)) + "\n")
+    proc = subprocess.Popen([str(exe), "stream", "--run", str(run), "--input", str(many)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().startswith(b"frame,predicted")
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 141 and b"Traceback" not in proc.stderr.read()
 
 
 def test_variable_lengths_are_an_input_of_recurrent_exports(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -83,6 +84,35 @@ class NcnnStep(nn.Module):
         return step.model.fc(outputs[:, 0]), h
 
 
+def _convert(module: nn.Module, work: Path, flag: str, **inputs) -> None:
+    """TorchScript -> pnnx -> ncnn into ``work``/model.param and .bin. pnnx reports its passes on the
+    console; that report is kept out of seqlab's output and shown only if the conversion fails."""
+    import pnnx
+
+    log = work / "pnnx.log"
+    with open(log, "w+b") as sink, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        saved = [os.dup(1), os.dup(2)]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            pnnx.export(module, str(work / "model.pt"), fp16=False,
+                        ncnnparam=str(work / "model.param"), ncnnbin=str(work / "model.bin"),
+                        pnnxparam=str(work / "pnnx.param"), pnnxbin=str(work / "pnnx.bin"),
+                        pnnxpy=str(work / "pnnx.py"), pnnxonnx=str(work / "pnnx.onnx"), ncnnpy=str(work / "ncnn.py"),
+                        **inputs)
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+    if not (work / "model.param").is_file():
+        report = log.read_text(errors="replace").strip().splitlines()[-5:]
+        raise SeqlabError(f"{flag}: pnnx produced no ncnn model; its last lines: " + " | ".join(report))
+
+
 def _place(source: Path, target: Path) -> None:
     """Copy beside the target, then rename over it: a reader never sees half a file."""
     partial = target.with_name(f".{target.name}.tmp")
@@ -123,8 +153,6 @@ def ncnn_step(net, x: np.ndarray, states: list[np.ndarray]) -> tuple[np.ndarray,
 def export_ncnn_step(run, step, out: Path, tolerance: float):
     """Write the step model as ``out`` (.param), .bin and .json (inputs, outputs, state shapes);
     check it frame by frame against the whole-sequence model."""
-    import pnnx
-
     from seqlab.export.exporter import ExportReport
     from seqlab.export.streaming import raw_inputs, whole_sequence_per_step
     from seqlab.io import write_json
@@ -138,14 +166,7 @@ def export_ncnn_step(run, step, out: Path, tolerance: float):
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         example = (raw_inputs(run, 1, 1, seed=0)[:, 0], *(torch.from_numpy(s) for s in states))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pnnx.export(module, str(work / "model.pt"), inputs=example, fp16=False,
-                        ncnnparam=str(work / "model.param"), ncnnbin=str(work / "model.bin"),
-                        pnnxparam=str(work / "pnnx.param"), pnnxbin=str(work / "pnnx.bin"),
-                        pnnxpy=str(work / "pnnx.py"), pnnxonnx=str(work / "pnnx.onnx"), ncnnpy=str(work / "ncnn.py"))
-        if not (work / "model.param").is_file():
-            raise SeqlabError("--format ncnn --streaming: pnnx produced no ncnn model")
+        _convert(module, work, "--format ncnn --streaming", inputs=example)
         net = load_ncnn(work / "model.param")
         x = raw_inputs(run, 1, min(int(run.extras["steps"]), 30), seed=200)  # (1, T, F)
         reference = whole_sequence_per_step(step, x)[0]  # (T, C)
@@ -189,7 +210,6 @@ def ncnn_module(run, model: nn.Module, shift, scale) -> nn.Module:
 def export_ncnn(run, eager, exportable, out: Path, shapes, tolerance: float):
     """Write ``out`` (.param) and ``out`` with suffix .bin; check batch-1 parity at each test length."""
     import ncnn
-    import pnnx
 
     from seqlab.export.exporter import ExportReport
     from seqlab.export.streaming import raw_inputs
@@ -201,14 +221,7 @@ def export_ncnn(run, eager, exportable, out: Path, shapes, tolerance: float):
         work = Path(work)
         x1 = raw_inputs(run, 1, lengths[0], seed=0)
         x2 = raw_inputs(run, 1, lengths[-1], seed=1) if len(lengths) > 1 else None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pnnx.export(module, str(work / "model.pt"), inputs=x1, inputs2=x2, fp16=False,
-                        ncnnparam=str(work / "model.param"), ncnnbin=str(work / "model.bin"),
-                        pnnxparam=str(work / "pnnx.param"), pnnxbin=str(work / "pnnx.bin"),
-                        pnnxpy=str(work / "pnnx.py"), pnnxonnx=str(work / "pnnx.onnx"), ncnnpy=str(work / "ncnn.py"))
-        if not (work / "model.param").is_file():
-            raise SeqlabError("--format ncnn: pnnx produced no ncnn model")
+        _convert(module, work, "--format ncnn", inputs=x1, inputs2=x2)
         net = load_ncnn(work / "model.param")
         cases = []
         with torch.no_grad():
