@@ -102,10 +102,13 @@ def _parser() -> argparse.ArgumentParser:
         "and fail (removing the output) above --tolerance. --streaming exports a step model "
         "(x_t, state) -> (y_t, state').",
     )
-    export.add_argument("--run", type=Path, required=True, help="classification run folder")
+    export.add_argument("--run", type=Path, required=True,
+                        help="run folder: classification, forecast or language model (--streaming and ncnn: "
+                             "classification)")
     export.add_argument("--format", required=True, help="onnx, torchscript or ncnn")
     export.add_argument("--streaming", action="store_true", help="export the step model with explicit state")
-    export.add_argument("--out", type=Path, required=True, help="file to write (ncnn: NAME.param and NAME.bin)")
+    export.add_argument("--out", type=Path, required=True,
+                        help="file to write (ncnn: NAME.param and NAME.bin, plus NAME.json for a step model)")
     export.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed difference (default 1e-4)")
     export.add_argument("--fixed-length", action="store_true",
                         help="leave out the lengths input of models that pack variable lengths: every sequence in "
