@@ -52,19 +52,34 @@ def make_run(folder: Path, name: str, options: dict, seed: int = 0) -> Path:
     return folder
 
 
+HAVE_NCNN = importlib.util.find_spec("ncnn") is not None and importlib.util.find_spec("pnnx") is not None
+
+
 def test_parity_table_for_every_zoo_model(tmp_path, capsys):
-    rows = []
+    rows, refused = [], []
     for i, (name, options) in enumerate(ZOO):
         run = make_run(tmp_path / f"run{i}", name, options, seed=i)
         for fmt in ("onnx", "torchscript"):
             report = export_run(run, fmt, tmp_path / f"m{i}.{fmt}")
             rows.append((f"{name} {options}", fmt, report.max_abs_diff))
             assert report.path.is_file()
+        if HAVE_NCNN:  # batch 1 (ncnn has no batch axis); models it cannot run are refused with the reason
+            try:
+                report = export_run(run, "ncnn", tmp_path / f"m{i}.param")
+                rows.append((f"{name} {options}", "ncnn", report.max_abs_diff))
+            except SeqlabError as error:
+                refused.append((f"{name} {options}", str(error)))
     with capsys.disabled():
-        print("\nexport parity (max |exported - eager| over batch 1, 3, 8 and several lengths)")
+        print("\nexport parity (max |exported - eager| over batch 1, 3, 8 and several lengths; ncnn batch 1)")
         for label, fmt, diff in rows:
             print(f"  {label:60s} {fmt:12s} {diff:.2e}")
+        for label, reason in refused:
+            print(f"  {label:60s} ncnn         refused: {reason}")
     assert max(d for _, _, d in rows) <= 1e-4
+    assert all("--format ncnn" in reason for _, reason in refused)
+    if HAVE_NCNN:
+        exported = {label.split()[0] for label, fmt, _ in rows if fmt == "ncnn"}
+        assert {"rnn", "gru", "lstm", "bigru", "bilstm", "cnn-gru"} <= exported
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ncnn") is None or importlib.util.find_spec("pnnx") is None,
@@ -135,6 +150,9 @@ def test_ncnn_step_model_streams_like_the_whole_sequence(tmp_path, name, options
     run = make_run(tmp_path / "mean", "gru", {"head": "mean"})
     with pytest.raises(SeqlabError, match=r"head 'mean'"):
         export_run(run, "ncnn", tmp_path / "mean.param", streaming=True)
+    run = make_run(tmp_path / "relu", "rnn", {"nonlinearity": "relu"})
+    with pytest.raises(SeqlabError, match=r"tanh only"):
+        export_run(run, "ncnn", tmp_path / "relu.param", streaming=True)
 
 
 def test_streaming_refuses_models_that_read_ahead(tmp_path):

@@ -160,6 +160,7 @@ def export_ncnn_step(run, step, out: Path, tolerance: float):
     if step.pool is not None:
         raise SeqlabError(f"--format ncnn --streaming: head {step.pool!r} keeps a pooled state that ncnn cannot "
                           "express here; use onnx or torchscript")
+    _refuse_relu(step.model.encoder.rnn, "--format ncnn --streaming")
     module = NcnnStep(step).eval()
     states = [s.numpy() for s in step.initial_state(1)]
     param, weights, meta = out.with_suffix(".param"), out.with_suffix(".bin"), out.with_suffix(".json")
@@ -204,7 +205,13 @@ def ncnn_module(run, model: nn.Module, shift, scale) -> nn.Module:
         raise SeqlabError(f"--format ncnn: head {model.head!r} is not supported (last or mean are); use onnx")
     if getattr(model.encoder.rnn, "proj_size", 0):
         raise SeqlabError("--format ncnn: ncnn's LSTM layer has no projection (proj_size); use onnx or torchscript")
+    _refuse_relu(model.encoder.rnn, "--format ncnn")
     return NcnnRecurrent(model, shift, scale).eval()
+
+
+def _refuse_relu(rnn: nn.Module, flag: str) -> None:
+    if isinstance(rnn, nn.RNN) and rnn.nonlinearity == "relu":
+        raise SeqlabError(f"{flag}: ncnn's RNN layer computes tanh only; this RNN uses relu. Use onnx or torchscript")
 
 
 def export_ncnn(run, eager, exportable, out: Path, shapes, tolerance: float):
