@@ -209,11 +209,14 @@ class _Layer(torch.autograd.Function):
         dgi2 = dgi.view(T * B, G * H)
         dgh2 = dgh.view(T * B, G * H)
         wanted = ctx.needs_input_grad  # (.., x, h0, c0, w_ih, w_hh, b_ih, b_hh): skip what nobody asked for
-        dx = (dgi2 @ w_ih).view(T, B, F) if wanted[4] else None  # (T, B, F)
+        dx = _product_padded(dgi2, w_ih).view(T, B, F) if wanted[4] else None  # (T, B, F)
         if dgi is dgh and all(wanted[7:11]):
-            # LSTM and RNN: one product gives every weight and bias gradient, dL/dA^T [x | h_prev | 1]
-            xh = torch.cat([x.reshape(T * B, F), h_prev.view(T * B, H), x.new_ones(T * B, 1)], dim=1)
-            dw = dgh2.t() @ xh  # (GH, F + H + 1)
+            # LSTM and RNN: one product gives every weight and bias gradient, dL/dA^T [x | h_prev | 1 | 0...]
+            width = F + H + 1
+            parts = [x.reshape(T * B, F), h_prev.view(T * B, H), x.new_ones(T * B, 1)]
+            if width % PAD:
+                parts.append(x.new_zeros(T * B, PAD - width % PAD))
+            dw = dgh2.t() @ torch.cat(parts, dim=1)  # (GH, F + H + 1 + padding)
             db = dw[:, F + H].contiguous()
             return (None, None, None, None, dx, dh, dc, dw[:, :F], dw[:, F:F + H], db, db.clone())
         dw_ih = dgi2.t() @ x.reshape(T * B, F) if wanted[7] else None  # (GH, F)
@@ -221,6 +224,21 @@ class _Layer(torch.autograd.Function):
         db_hh = dgh2.sum(0) if wanted[10] or (wanted[9] and dgi is dgh) else None
         db_ih = (db_hh if dgi is dgh else dgi2.sum(0)) if wanted[9] else None  # LSTM, RNN: the same sums
         return (None, None, None, None, dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh)
+
+
+# Products whose narrow side is a multiple of PAD columns run faster in MKL
+# (measured: dL/dx for F = 90 took 14.3 ms as is, 11.2 ms padded to 96).
+PAD = 16
+
+
+def _product_padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b for a tall a (N, K) and a narrow b (K, M), with b's columns padded to a multiple of PAD."""
+    M = b.shape[1]
+    if M % PAD == 0:
+        return a @ b
+    padded = b.new_zeros(b.shape[0], M + PAD - M % PAD)
+    padded[:, :M] = b
+    return (a @ padded)[:, :M].contiguous()
 
 
 class _Unsaved:
