@@ -1,4 +1,4 @@
-"""Inference speed: eager PyTorch, TorchScript, ONNX Runtime and ncnn side by side, and streaming steps.
+"""Inference speed: eager PyTorch, TorchScript and ONNX Runtime side by side, and streaming steps.
 
     python benchmarks/inference_speed.py [--repeats N]
 
@@ -6,9 +6,11 @@ Whole-sequence cases: a GRU and an LSTM classifier (F=90, H=128, T=250, 7
 classes) at batch 1 and 64, exported twice: ``fixed`` (``--fixed-length``,
 input x only; eager runs the unpacked batch) and ``variable`` (x and lengths
 between T/2 and T; eager packs the batch); one line per runtime with its
-time and its throughput relative to eager on the same inputs. Streaming: the latency of one step (F=90,
-H=128, batch 1) for the eager step model, the ONNX step model under ONNX
-Runtime, and seqlab's compiled Streamer. Medians of alternating runs.
+time and its throughput relative to eager on the same inputs. Streaming:
+the latency of one step (F=90, H=128, batch 1) for the eager step model, the
+ONNX step model under ONNX Runtime, and seqlab's compiled Streamer. Medians
+of alternating runs. (ncnn exports are checked for parity by the tests, not
+timed here.)
 """
 
 from __future__ import annotations

@@ -147,6 +147,9 @@ def test_ncnn_step_model_streams_like_the_whole_sequence(tmp_path, name, options
         got = np.stack([streamer.push(frame) for frame in x[0].numpy()])
         np.testing.assert_allclose(got, reference, atol=2e-5)
         streamer.reset()
+    (tmp_path / "step.json").write_text("{not json")
+    with pytest.raises(SeqlabError, match=r"step.json: expected the JSON written by seqlab export"):
+        Streamer(tmp_path / "step.param")
     run = make_run(tmp_path / "mean", "gru", {"head": "mean"})
     with pytest.raises(SeqlabError, match=r"head 'mean'"):
         export_run(run, "ncnn", tmp_path / "mean.param", streaming=True)

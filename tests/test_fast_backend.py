@@ -112,8 +112,16 @@ def test_only_the_gradients_asked_for_are_computed(monkeypatch):
         ref = torch.autograd.grad((out_ref * g).sum(), wanted)
         for a, b in zip(got, ref):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-        (fast_rnn.fast_forward(module, x)[0] * g).sum().backward()
-        assert x.grad is None and module.weight_ih_l0.grad is None and module.weight_hh_l0.grad is not None
+    # dL/dx is one product; it is computed when x requires grad and skipped when it does not
+    calls = []
+    original = fast_rnn._product_padded
+    monkeypatch.setattr(fast_rnn, "_product_padded", lambda a, b: calls.append(1) or original(a, b))
+    module = nn.GRU(6, 9, batch_first=True)
+    for requires in (True, False):
+        calls.clear()
+        x = torch.randn(4, 5, 6, requires_grad=requires)
+        fast_rnn.fast_forward(module, x)[0].sum().backward()
+        assert len(calls) == (1 if requires else 0)
 
 
 def test_fast_path_at_benchmark_size_matches_torch():

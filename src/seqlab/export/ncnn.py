@@ -103,6 +103,9 @@ def _convert(module: nn.Module, work: Path, flag: str, **inputs) -> None:
                         pnnxparam=str(work / "pnnx.param"), pnnxbin=str(work / "pnnx.bin"),
                         pnnxpy=str(work / "pnnx.py"), pnnxonnx=str(work / "pnnx.onnx"), ncnnpy=str(work / "ncnn.py"),
                         **inputs)
+        except Exception as error:  # tracing or conversion failed: report it as an export error, below
+            (work / "model.param").unlink(missing_ok=True)
+            sink.write(f"\n{type(error).__name__}: {error}\n".encode())
         finally:
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)

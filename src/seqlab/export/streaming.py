@@ -1,11 +1,13 @@
 """Streaming inference: one frame in, one prediction out, the recurrent state carried.
 
-:class:`Streamer` loads a run folder (or an ONNX step model written by
-``seqlab export --streaming``) and answers ``push(frame)`` with the class
-probabilities after that frame; ``reset()`` starts a new stream. Feeding a
-sequence frame by frame gives what the whole-sequence model gives after the
-same frames (pooled heads keep a running mean or an online softmax as state). Backends: ``compiled`` (seqlab's batch-1 kernels, the fastest),
-``eager`` (PyTorch) and ``onnx`` (ONNX Runtime).
+:class:`Streamer` loads a run folder, or a step model written by ``seqlab
+export --streaming`` (ONNX, or ncnn with its .json), and answers
+``push(frame)`` with the class probabilities after that frame; ``reset()``
+starts a new stream. Feeding a sequence frame by frame gives what the
+whole-sequence model gives after the same frames (pooled heads keep a
+running mean or an online softmax as state). Backends: ``compiled``
+(seqlab's batch-1 kernels, the fastest), ``eager`` (PyTorch), ``onnx`` (ONNX
+Runtime) and ``ncnn``.
 """
 
 from __future__ import annotations
@@ -69,10 +71,14 @@ class Streamer:
             if not meta.is_file():
                 raise SeqlabError(f"{source}: an ncnn step model needs {meta.name} beside it "
                                   "(written by seqlab export --format ncnn --streaming)")
-            info = json.loads(meta.read_text())
+            try:
+                info = json.loads(meta.read_text(encoding="utf-8"))
+                self.state_shapes = [tuple(int(d) for d in v) for v in info["state_shapes"].values()]
+                self.features, self.class_names = int(info["features"]), [str(c) for c in info["class_names"]]
+            except (ValueError, KeyError, TypeError, AttributeError) as error:
+                raise SeqlabError(f"{meta}: expected the JSON written by seqlab export --format ncnn --streaming "
+                                  f"(features, class_names, state_shapes); {type(error).__name__}: {error}") from None
             self.net = load_ncnn(source)
-            self.state_shapes = [tuple(v) for v in info["state_shapes"].values()]
-            self.features, self.class_names = int(info["features"]), info["class_names"]
             self.backend = "ncnn"
         else:
             run = load_run(source)
@@ -216,8 +222,6 @@ def export_step_model(run: Run, fmt: str, out: Path, tolerance: float):
 
 def _label_onnx(path: Path, class_names) -> None:
     """Store the class names in the ONNX file's metadata, for ``Streamer`` and ``seqlab stream``."""
-    import json
-
     import onnx
 
     model = onnx.load(str(path))
