@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from conftest import run_cli
-from seqlab.kernels import fast_rnn, mkl_loops
+from seqlab.kernels import fast_rnn
 from seqlab.models import build_model
 
 CASES = [
@@ -35,12 +35,11 @@ def _flat(final):
     return list(final) if isinstance(final, tuple) else [final]
 
 
-DRIVERS = ["compiled-loop", "python-loop"] + (["mkl"] if mkl_loops.AVAILABLE else [])
+DRIVERS = ["compiled-loop", "python-loop"]
 
 
 def use_driver(monkeypatch, driver: str) -> None:
     """Select a time-loop driver whatever the sizes."""
-    monkeypatch.setattr(fast_rnn, "USE_MKL", driver == "mkl")
     monkeypatch.setattr(fast_rnn, "PYTHON_LOOP_MIN_MACS", 1 << 62 if driver == "compiled-loop" else 0)
 
 

@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from seqlab.kernels import cpu_kernels as K
-from seqlab.kernels import mkl_loops
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
@@ -59,20 +58,10 @@ def _previous_cells(c_s: torch.Tensor, c0: torch.Tensor, active: torch.Tensor, r
     return c_prev
 
 
-# Drivers of the time loop. Per-step products of at least PYTHON_LOOP_MIN_MACS
-# multiply-adds (B * G*H * H) run "mkl" (the whole loop compiled around MKL's
-# packed products, see seqlab.kernels.mkl_loops) where torch carries MKL, else
-# "python" (the step math compiled, the products through torch.mm from
-# Python); smaller ones run "compiled" (the whole loop compiled around numpy's
-# BLAS, which has the least overhead per call).
-USE_MKL = mkl_loops.AVAILABLE
+# Per-step products of at least this many multiply-adds (B * G*H * H) run
+# through torch.mm from Python (its threads pay off there); smaller ones stay
+# inside the compiled loop, around numpy's BLAS (the least overhead per call).
 PYTHON_LOOP_MIN_MACS = 1 << 20
-
-
-def _driver(B: int, G: int, H: int) -> str:
-    if B * G * H * H < PYTHON_LOOP_MIN_MACS:
-        return "compiled"
-    return "mkl" if USE_MKL else "python"
 
 
 class _Layer(torch.autograd.Function):
@@ -84,8 +73,7 @@ class _Layer(torch.autograd.Function):
         H = w_hh.shape[1]
         G = GATES[mode]
         steps = range(T - 1, -1, -1) if reverse else range(T)
-        driver = _driver(B, G, H)
-        python_loop = driver == "python"
+        python_loop = B * G * H * H >= PYTHON_LOOP_MIN_MACS
         a = active.numpy()
         # Only padded positions must read as zero; a full batch has none.
         alloc = x.new_empty if int(a.min()) == B else x.new_zeros
@@ -102,11 +90,7 @@ class _Layer(torch.autograd.Function):
                 # gi is overwritten step by step with the backward coefficients
                 z_s, dn_s = x.new_empty(T, B, H), x.new_empty(T, B, H)
                 n_z, n_dn = _np(z_s), _np(dn_s)
-                if driver == "mkl":
-                    packed = mkl_loops.pack(_np(w_hh), True, B)
-                    mkl_loops.gru_forward(n_gi, n_h, packed, n_b, a, reverse, n_out, n_hp, n_z, n_dn,
-                               n_gh, 0, B)
-                elif python_loop:
+                if python_loop:
                     for t in steps:
                         bt = int(a[t])
                         torch.mm(h[:bt], w_hh_t, out=gh[:bt])
@@ -118,11 +102,7 @@ class _Layer(torch.autograd.Function):
                 # gi is overwritten step by step with the gate activations i, f, g, o
                 c_s = alloc(T, B, H)
                 n_c, n_cs = _np(c), _np(c_s)
-                if driver == "mkl":
-                    packed = mkl_loops.pack(_np(w_hh), True, B)
-                    mkl_loops.lstm_forward(n_gi, n_h, n_c, packed, n_b, a, reverse, n_out, n_hp, n_cs,
-                               n_gh, 0, B)
-                elif python_loop:
+                if python_loop:
                     for t in steps:
                         bt = int(a[t])
                         torch.mm(h[:bt], w_hh_t, out=gh[:bt])
@@ -131,10 +111,7 @@ class _Layer(torch.autograd.Function):
                     K.lstm_sequence(n_gi, n_h, n_c, _np(w_hh_t), n_b, a, reverse, n_out, n_hp, n_cs, n_gh)
                 saved = (gi, c_s, c0)
             else:
-                if driver == "mkl":
-                    packed = mkl_loops.pack(_np(w_hh), True, B)
-                    mkl_loops.rnn_forward(n_gi, n_h, packed, n_b, a, reverse, relu, n_out, n_hp, n_gh, 0, B)
-                elif python_loop:
+                if python_loop:
                     for t in steps:
                         bt = int(a[t])
                         torch.mm(h[:bt], w_hh_t, out=gh[:bt])
@@ -142,7 +119,7 @@ class _Layer(torch.autograd.Function):
                 else:
                     K.rnn_sequence(n_gi, n_h, _np(w_hh_t), n_b, a, reverse, relu, n_out, n_hp, n_gh)
                 saved = ()
-        ctx.mode, ctx.relu, ctx.reverse, ctx.driver = mode, relu, reverse, driver
+        ctx.mode, ctx.relu, ctx.reverse, ctx.python_loop = mode, relu, reverse, python_loop
         ctx.save_for_backward(active, x, w_ih, w_hh, out, h_prev, *saved)
         return out, h, c
 
@@ -161,17 +138,12 @@ class _Layer(torch.autograd.Function):
         alloc = x.new_empty if int(a.min()) == B else x.new_zeros
         dgh = alloc(T, B, G * H)  # dL/d(W_hh h + b_hh) per step
         n_do, n_dh, n_dgh, n_tmp, n_w = _np(d_out), _np(dh), _np(dgh), _np(tmp), _np(w_hh)
-        driver = ctx.driver
-        packed = mkl_loops.pack(n_w, False, B) if driver == "mkl" else None
         dc = None
         if ctx.mode == "gru":
             z_s, dn_s, coef = saved
             dgi = alloc(T, B, G * H)
             n_z, n_dn, n_coef, n_dgi = _np(z_s), _np(dn_s), _np(coef), _np(dgi)
-            if driver == "mkl":
-                mkl_loops.gru_backward(n_do, n_dh, packed, a, ctx.reverse, n_z, n_dn, n_coef, n_dgh,
-                           n_dgi, 0, B)
-            elif driver == "python":
+            if ctx.python_loop:
                 for t in steps:
                     bt = int(a[t])
                     K.gru_back_step(n_do[t], n_dh, n_z[t], n_dn[t], n_coef[t], n_dgh[t], n_dgi[t], bt)
@@ -183,10 +155,7 @@ class _Layer(torch.autograd.Function):
             gates, c_s, c0 = saved
             c_prev = _previous_cells(c_s, c0, active, ctx.reverse)  # (T, B, H)
             n_dc, n_gates, n_cp, n_cs = _np(dc), _np(gates), _np(c_prev), _np(c_s)
-            if driver == "mkl":
-                mkl_loops.lstm_backward(n_do, n_dh, n_dc, packed, a, ctx.reverse, n_gates, n_cp, n_cs,
-                           n_dgh, 0, B)
-            elif driver == "python":
+            if ctx.python_loop:
                 for t in steps:
                     bt = int(a[t])
                     K.lstm_back_step(n_do[t], n_dh, n_dc, n_gates[t], n_cp[t], n_cs[t], n_dgh[t], bt)
@@ -196,9 +165,7 @@ class _Layer(torch.autograd.Function):
             dgi = dgh
         else:
             n_out = _np(out)
-            if driver == "mkl":
-                mkl_loops.rnn_backward(n_do, n_dh, packed, a, ctx.reverse, ctx.relu, n_out, n_dgh, 0, B)
-            elif driver == "python":
+            if ctx.python_loop:
                 for t in steps:
                     bt = int(a[t])
                     K.rnn_back_step(n_do[t], n_dh, n_out[t], n_dgh[t], ctx.relu, bt)
@@ -253,8 +220,7 @@ def _infer(mode, relu, reverse, active, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     T, B, F = x.shape
     H = w_hh.shape[1]
     G = GATES[mode]
-    driver = _driver(B, G, H)
-    if mode != "gru" or driver == "compiled":
+    if mode != "gru" or B * G * H * H < PYTHON_LOOP_MIN_MACS:
         return _Layer.forward(_Unsaved(), mode, relu, reverse, active, x, h0, c0, w_ih, w_hh, b_ih, b_hh)
     a = active.numpy()
     alloc = x.new_empty if int(a.min()) == B else x.new_zeros
@@ -262,10 +228,6 @@ def _infer(mode, relu, reverse, active, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     w_hh_t = w_hh.t().contiguous()  # (H, GH)
     out, gh, h = alloc(T, B, H), x.new_empty(B, G * H), h0.clone()
     n_gi, n_h, n_b, n_gh, n_out = _np(gi), _np(h), _np(b_hh), _np(gh), _np(out)
-    if driver == "mkl":
-        packed = mkl_loops.pack(_np(w_hh), True, B)
-        mkl_loops.gru_infer(n_gi, n_h, packed, n_b, a, reverse, n_out, n_gh, 0, B)
-        return out, h, h0.new_zeros(0)
     for t in (range(T - 1, -1, -1) if reverse else range(T)):
         bt = int(a[t])
         torch.mm(h[:bt], w_hh_t, out=gh[:bt])

@@ -1,0 +1,101 @@
+"""Parts of the fast backend's training step, timed on their own.
+
+    python benchmarks/fast_backend_parts.py [--repeats N]
+
+- ``gate_step``: one compiled gate-math step (forward and backward) at
+  B=64, H=128, arrays hot in cache, against one per-step recurrent product
+  through ``torch.mm`` for scale.
+- ``padded_product``: dL/dx = dA W_ih for F=90 as is and with W_ih's columns
+  padded to 96 (what the backend does).
+- ``driver``: a whole training step (forward + backward) at B=64, T=250,
+  F=90, H=128 with the MKL loop driver and with the Python loop around
+  ``torch.mm``, next to ``torch.nn``; and a medium LSTM (B=32, T=100, F=64,
+  H=128), the backend's weak spot.
+
+Medians of alternating runs in one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from seqlab.kernels import cpu_kernels as K
+from seqlab.kernels import fast_rnn
+
+
+def timed(fns: dict, repeats: int, inner: int = 1) -> dict:
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            times[name].append((time.perf_counter() - start) / inner)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def gate_steps(repeats: int) -> None:
+    B, H = 64, 128
+    rng = np.random.default_rng(0)
+
+    def f32(*shape):
+        return rng.normal(size=shape).astype(np.float32)
+
+    gru = (f32(B, 3 * H), f32(B, 3 * H), f32(3 * H), f32(B, H)) + tuple(np.zeros((B, H), np.float32) for _ in range(4))
+    gru_back = (f32(B, H), f32(B, H), f32(B, H), f32(B, H), f32(B, 3 * H), np.zeros((B, 3 * H), np.float32),
+                np.zeros((B, 3 * H), np.float32))
+    lstm = (f32(B, 4 * H), f32(B, 4 * H), f32(4 * H), f32(B, H), f32(B, H)) + tuple(
+        np.zeros((B, H), np.float32) for _ in range(3))
+    gates = rng.uniform(0, 1, size=(B, 4 * H)).astype(np.float32)
+    lstm_back = (f32(B, H), f32(B, H), f32(B, H), gates, f32(B, H), f32(B, H), np.zeros((B, 4 * H), np.float32))
+    h, w, out = torch.randn(B, H), torch.randn(H, 3 * H), torch.empty(B, 3 * H)
+    fns = {
+        "gru_forward": lambda: K.gru_step(*gru, B), "gru_backward": lambda: K.gru_back_step(*gru_back, B),
+        "lstm_forward": lambda: K.lstm_step(*lstm, B), "lstm_backward": lambda: K.lstm_back_step(*lstm_back, B),
+        "torch_mm_64x128x384": lambda: torch.mm(h, w, out=out),
+    }
+    for name, seconds in timed(fns, repeats, inner=250).items():
+        print(f"case=gate_step_{name}_B{B}_H{H} us={seconds * 1e6:.1f}", flush=True)
+
+
+def padded_product(repeats: int) -> None:
+    T, B, F, H = 250, 64, 90, 128
+    for G, mode in ((3, "gru"), (4, "lstm")):
+        dA, w = torch.randn(T * B, G * H), torch.randn(G * H, F)
+        results = timed({"as_is": lambda: dA @ w, "padded": lambda: fast_rnn._product_padded(dA, w)}, repeats)
+        print(f"case=dx_{mode}_F{F} as_is_ms={results['as_is'] * 1e3:.2f} padded_ms={results['padded'] * 1e3:.2f} "
+              f"speedup={results['as_is'] / results['padded']:.2f}", flush=True)
+
+
+def training_steps(repeats: int) -> None:
+    cases = [(nn.GRU, 64, 250, 90, 128), (nn.LSTM, 64, 250, 90, 128), (nn.LSTM, 32, 100, 64, 128)]
+    for cls, B, T, F, H in cases:
+        torch.manual_seed(0)
+        module = cls(F, H, batch_first=True)
+        x = torch.randn(B, T, F, requires_grad=True)
+        results = timed({"torch": lambda: module(x)[0].sum().backward(),
+                         "seqlab": lambda: fast_rnn.fast_forward(module, x)[0].sum().backward()}, repeats)
+        print(f"case={cls.__name__.lower()}_train_B{B}_T{T}_F{F}_H{H} torch_ms={results['torch'] * 1e3:.1f} "
+              f"seqlab_ms={results['seqlab'] * 1e3:.1f} speedup={results['torch'] / results['seqlab']:.2f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=11)
+    args = parser.parse_args()
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads; medians of {args.repeats}")
+    gate_steps(args.repeats)
+    padded_product(args.repeats)
+    training_steps(args.repeats)
+
+
+if __name__ == "__main__":
+    main()
