@@ -7,10 +7,12 @@
   through ``torch.mm`` for scale.
 - ``padded_product``: dL/dx = dA W_ih for F=90 as is and with W_ih's columns
   padded to 96 (what the backend does).
-- ``driver``: a whole training step (forward + backward) at B=64, T=250,
-  F=90, H=128 with the MKL loop driver and with the Python loop around
-  ``torch.mm``, next to ``torch.nn``; and a medium LSTM (B=32, T=100, F=64,
-  H=128), the backend's weak spot.
+- ``train``: a whole training step (forward + backward) next to
+  ``torch.nn``: seqlab as it runs by default and with the step loop forced
+  (for LSTMs from ``LSTM_HANDOVER_MACS`` the default is torch's own oneDNN
+  kernel); the LSTM sizes around the hand-over show where it pays.
+- ``lengths``: LSTM training on variable lengths (T/2..T), torch on a packed
+  sequence against the step loop (such batches are not handed over).
 
 Medians of alternating runs in one process.
 """
@@ -24,6 +26,7 @@ import time
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqlab.kernels import cpu_kernels as K
 from seqlab.kernels import fast_rnn
@@ -76,14 +79,50 @@ def padded_product(repeats: int) -> None:
 
 
 def training_steps(repeats: int) -> None:
-    cases = [(nn.GRU, 64, 250, 90, 128), (nn.LSTM, 64, 250, 90, 128), (nn.LSTM, 32, 100, 64, 128)]
+    cases = [(nn.GRU, 64, 250, 90, 128), (nn.LSTM, 64, 250, 90, 128)] + [
+        (nn.LSTM, B, 100, 64, H) for B, H in ((8, 64), (16, 64), (32, 64), (8, 128), (16, 128), (32, 128))]
+    handover = fast_rnn.LSTM_HANDOVER_MACS
+
+    def step_loop():
+        fast_rnn.LSTM_HANDOVER_MACS = 1 << 62
+        try:
+            fast_rnn.fast_forward(module, x)[0].sum().backward()
+        finally:
+            fast_rnn.LSTM_HANDOVER_MACS = handover
+
     for cls, B, T, F, H in cases:
         torch.manual_seed(0)
         module = cls(F, H, batch_first=True)
         x = torch.randn(B, T, F, requires_grad=True)
-        results = timed({"torch": lambda: module(x)[0].sum().backward(),
-                         "seqlab": lambda: fast_rnn.fast_forward(module, x)[0].sum().backward()}, repeats)
-        print(f"case={cls.__name__.lower()}_train_B{B}_T{T}_F{F}_H{H} torch_ms={results['torch'] * 1e3:.1f} "
+        fns = {"torch": lambda: module(x)[0].sum().backward(),
+               "seqlab": lambda: fast_rnn.fast_forward(module, x)[0].sum().backward()}
+        handed_over = cls is nn.LSTM and B * 4 * H * H >= handover
+        if handed_over:
+            fns["step_loop"] = step_loop
+        results = timed(fns, repeats)
+        line = (f"case={cls.__name__.lower()}_train_B{B}_T{T}_F{F}_H{H} torch_ms={results['torch'] * 1e3:.1f} "
+                f"seqlab_ms={results['seqlab'] * 1e3:.1f} speedup={results['torch'] / results['seqlab']:.2f}")
+        if handed_over:
+            line += (f" (handed to torch) step_loop_ms={results['step_loop'] * 1e3:.1f} "
+                     f"step_loop_speedup={results['torch'] / results['step_loop']:.2f}")
+        print(line, flush=True)
+
+
+def variable_lengths(repeats: int) -> None:
+    """LSTM training on a batch of lengths T/2..T: torch on a packed sequence against the step loop."""
+    for B, T, F, H in ((8, 100, 32, 64), (32, 100, 64, 128), (16, 100, 64, 256), (64, 250, 90, 128)):
+        torch.manual_seed(0)
+        module = nn.LSTM(F, H, batch_first=True)
+        x = torch.randn(B, T, F, requires_grad=True)
+        lengths = torch.randint(T // 2, T + 1, (B,))
+
+        def run_torch():
+            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            pad_packed_sequence(module(packed)[0], batch_first=True, total_length=T)[0].sum().backward()
+
+        results = timed({"torch": run_torch,
+                         "seqlab": lambda: fast_rnn.fast_forward(module, x, lengths)[0].sum().backward()}, repeats)
+        print(f"case=lstm_train_lengths_B{B}_T{T}_F{F}_H{H} torch_ms={results['torch'] * 1e3:.1f} "
               f"seqlab_ms={results['seqlab'] * 1e3:.1f} speedup={results['torch'] / results['seqlab']:.2f}", flush=True)
 
 
@@ -95,6 +134,7 @@ def main() -> None:
     gate_steps(args.repeats)
     padded_product(args.repeats)
     training_steps(args.repeats)
+    variable_lengths(args.repeats)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ One line per case:
     case=<name> torch_ms=<x> seqlab_ms=<y> speedup=<x/y> gflops=<achieved> peak_gflops=<matmul peak>
 
 ``train`` cases time forward + backward of the recurrent layer (loss = sum
-of outputs); ``infer`` cases time a forward pass under ``torch.no_grad()``.
+of outputs) with the gradient for the input as well (as for a layer with
+another layer below it); ``train_data`` cases feed data that needs no
+gradient (the first layer of a model); ``infer`` cases time a forward pass
+under ``torch.no_grad()``.
 Each case alternates the two implementations and reports medians; gflops
 counts the multiply-adds of the input and recurrent products (backward as
 twice the forward) for seqlab's time; peak_gflops is a 2048^3 float32
@@ -27,19 +30,21 @@ from seqlab.kernels.fast_rnn import fast_forward
 GATES = {nn.RNN: 1, nn.GRU: 3, nn.LSTM: 4}
 LARGE = (64, 250, 90, 128)
 CASES = [
-    # name, module class, (B, T, F, H), train?
-    ("gru_train_B64_T250_F90_H128", nn.GRU, LARGE, True),
-    ("lstm_train_B64_T250_F90_H128", nn.LSTM, LARGE, True),
-    ("gru_infer_B64_T250_F90_H128", nn.GRU, LARGE, False),
-    ("lstm_infer_B64_T250_F90_H128", nn.LSTM, LARGE, False),
-    ("gru_train_B1_T100_F8_H16", nn.GRU, (1, 100, 8, 16), True),
-    ("lstm_train_B1_T100_F8_H16", nn.LSTM, (1, 100, 8, 16), True),
-    ("gru_train_B4_T100_F16_H32", nn.GRU, (4, 100, 16, 32), True),
-    ("lstm_train_B4_T100_F16_H32", nn.LSTM, (4, 100, 16, 32), True),
-    ("gru_train_B8_T100_F32_H64", nn.GRU, (8, 100, 32, 64), True),
-    ("lstm_train_B8_T100_F32_H64", nn.LSTM, (8, 100, 32, 64), True),
-    ("gru_infer_B1_T100_F8_H16", nn.GRU, (1, 100, 8, 16), False),
-    ("lstm_infer_B8_T100_F32_H64", nn.LSTM, (8, 100, 32, 64), False),
+    # name, module class, (B, T, F, H), kind: "train" (input gradient too), "data" (none), "infer"
+    ("gru_train_B64_T250_F90_H128", nn.GRU, LARGE, "train"),
+    ("lstm_train_B64_T250_F90_H128", nn.LSTM, LARGE, "train"),
+    ("gru_train_data_B64_T250_F90_H128", nn.GRU, LARGE, "data"),
+    ("lstm_train_data_B64_T250_F90_H128", nn.LSTM, LARGE, "data"),
+    ("gru_infer_B64_T250_F90_H128", nn.GRU, LARGE, "infer"),
+    ("lstm_infer_B64_T250_F90_H128", nn.LSTM, LARGE, "infer"),
+    ("gru_train_B1_T100_F8_H16", nn.GRU, (1, 100, 8, 16), "train"),
+    ("lstm_train_B1_T100_F8_H16", nn.LSTM, (1, 100, 8, 16), "train"),
+    ("gru_train_B4_T100_F16_H32", nn.GRU, (4, 100, 16, 32), "train"),
+    ("lstm_train_B4_T100_F16_H32", nn.LSTM, (4, 100, 16, 32), "train"),
+    ("gru_train_B8_T100_F32_H64", nn.GRU, (8, 100, 32, 64), "train"),
+    ("lstm_train_B8_T100_F32_H64", nn.LSTM, (8, 100, 32, 64), "train"),
+    ("gru_infer_B1_T100_F8_H16", nn.GRU, (1, 100, 8, 16), "infer"),
+    ("lstm_infer_B8_T100_F32_H64", nn.LSTM, (8, 100, 32, 64), "infer"),
 ]
 
 
@@ -59,21 +64,21 @@ def forward_flops(cls, B, T, F, H) -> float:
     return 2.0 * B * T * G * H * (F + H)
 
 
-def bench_case(cls, shape, train: bool, repeats: int) -> tuple[float, float]:
+def bench_case(cls, shape, kind: str, repeats: int) -> tuple[float, float]:
     B, T, F, H = shape
     torch.manual_seed(0)
     module = cls(F, H, batch_first=True)
-    x = torch.randn(B, T, F, requires_grad=train)
+    x = torch.randn(B, T, F, requires_grad=kind == "train")
 
     def run_torch():
-        if train:
+        if kind != "infer":
             module(x)[0].sum().backward()
         else:
             with torch.no_grad():
                 module(x)
 
     def run_seqlab():
-        if train:
+        if kind != "infer":
             fast_forward(module, x)[0].sum().backward()
         else:
             with torch.no_grad():
@@ -93,15 +98,17 @@ def bench_case(cls, shape, train: bool, repeats: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15, help="timed runs per implementation and case")
-    parser.add_argument("--quick", action="store_true", help="only the large training cases, 5 repeats")
+    parser.add_argument("--quick", action="store_true", help="only the four large training cases, 5 repeats")
     args = parser.parse_args()
-    cases = CASES[:2] if args.quick else CASES
+    cases = CASES[:4] if args.quick else CASES
     repeats = 5 if args.quick else args.repeats
     peak = matmul_peak_gflops()
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, median of {repeats} alternating runs")
-    for name, cls, shape, train in cases:
-        torch_ms, seqlab_ms = bench_case(cls, shape, train, repeats)
-        flops = forward_flops(cls, *shape) * (3 if train else 1)
+    for name, cls, shape, kind in cases:
+        torch_ms, seqlab_ms = bench_case(cls, shape, kind, repeats)
+        flops = forward_flops(cls, *shape) * (3 if kind == "train" else 1)
+        if kind == "data":  # no dL/dx: the backward pass is the recurrent and weight products
+            flops += 2.0 * shape[0] * shape[1] * GATES[cls] * shape[3] * (shape[2] + 2 * shape[3])
         print(f"case={name} torch_ms={torch_ms:.3f} seqlab_ms={seqlab_ms:.3f} speedup={torch_ms / seqlab_ms:.2f} "
               f"gflops={flops / seqlab_ms / 1e6:.1f} peak_gflops={peak:.1f}", flush=True)
 

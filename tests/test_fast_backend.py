@@ -41,6 +41,7 @@ DRIVERS = ["compiled-loop", "python-loop"]
 def use_driver(monkeypatch, driver: str) -> None:
     """Select a time-loop driver whatever the sizes."""
     monkeypatch.setattr(fast_rnn, "PYTHON_LOOP_MIN_MACS", 1 << 62 if driver == "compiled-loop" else 0)
+    monkeypatch.setattr(fast_rnn, "LSTM_HANDOVER_MACS", 1 << 62)  # LSTM training stays in the loop
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
@@ -121,6 +122,30 @@ def test_only_the_gradients_asked_for_are_computed(monkeypatch):
         x = torch.randn(4, 5, 6, requires_grad=requires)
         fast_rnn.fast_forward(module, x)[0].sum().backward()
         assert len(calls) == (1 if requires else 0)
+
+
+def test_full_length_lstm_training_is_handed_to_torch_from_the_handover_size(monkeypatch):
+    """From B * 4H * H >= LSTM_HANDOVER_MACS a full batch runs in the module (oneDNN); below, or with
+    lengths, in the step loop. Both give torch.nn's numbers."""
+    B, H = 4, 5
+    monkeypatch.setattr(fast_rnn, "LSTM_HANDOVER_MACS", B * 4 * H * H)
+    torch.manual_seed(6)
+    module = nn.LSTM(3, H, batch_first=True)
+    calls = []
+    module.register_forward_hook(lambda *args: calls.append(1))
+    for batch, lengths, handed_over in [(B, None, True), (B - 1, None, False), (B, torch.tensor([6, 2, 6, 4]), False)]:
+        calls.clear()
+        x = torch.randn(batch, 6, 3, requires_grad=True)
+        out, _ = fast_rnn.fast_forward(module, x, lengths)
+        assert bool(calls) == handed_over, (batch, lengths)
+        calls.clear()
+        out_ref, _ = _torch_reference(module, x, lengths, None)
+        g = torch.randn_like(out)
+        got = torch.autograd.grad((out * g).sum(), [x, module.weight_hh_l0])
+        ref = torch.autograd.grad((out_ref * g).sum(), [x, module.weight_hh_l0])
+        torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-5)
+        for a, b in zip(got, ref):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_fast_path_at_benchmark_size_matches_torch():

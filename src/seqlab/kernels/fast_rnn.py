@@ -8,6 +8,10 @@ gradients are again single large products
 trains as usual around it. Parameters are the ``torch.nn`` module's own
 (``weight_ih_l0`` ...), so switching backend changes no state_dict.
 
+Full-length LSTM batches go to the module itself, where torch runs oneDNN's
+fused LSTM kernel: always for inference, and for training from
+``LSTM_HANDOVER_MACS``; the measurements are beside that constant.
+
 Symbols: B batch, T steps, F input features, H hidden size, G gates,
 D directions, L layers.
 """
@@ -62,6 +66,17 @@ def _previous_cells(c_s: torch.Tensor, c0: torch.Tensor, active: torch.Tensor, r
 # through torch.mm from Python (its threads pay off there); smaller ones stay
 # inside the compiled loop, around numpy's BLAS (the least overhead per call).
 PYTHON_LOOP_MIN_MACS = 1 << 20
+
+# Full-length LSTM batches whose per-step product has at least this many
+# multiply-adds (B * 4H * H) go to the module itself, for training too:
+# there torch runs oneDNN's fused LSTM, which the step loop does not reach
+# (training at T=100, step loop against nn.LSTM: 0.87-1.01x at B=16, H=64;
+# 0.75-0.84x at B=32, H=64; 0.82-0.85x at B=8, H=128; 0.63-0.72x at B=16-32,
+# H=128; about 1.0x at B=64, H=128; 1.08x below the threshold, at B=8, H=64;
+# benchmarks/fast_backend_parts.py). With variable lengths torch leaves
+# oneDNN for a packed loop, and the step loop here is 1.8-6.8x faster, so
+# those stay here.
+LSTM_HANDOVER_MACS = 1 << 18
 
 
 class _Layer(torch.autograd.Function):
@@ -257,8 +272,11 @@ def fast_forward(
     returns ``out (B, T, D*H)`` (zero past each length) and the final state.
     """
     mode = {nn.RNN: "rnn", nn.GRU: "gru", nn.LSTM: "lstm"}[type(module)]
-    if mode == "lstm" and lengths is None and not _wants_grad(module, x, state):
-        # Inference on a full batch: torch runs oneDNN's fused LSTM kernel, faster on CPU than a step loop.
+    if mode == "lstm" and lengths is None and (
+            not _wants_grad(module, x, state)
+            or x.shape[0] * 4 * module.hidden_size ** 2 >= LSTM_HANDOVER_MACS):
+        # A full batch: torch runs oneDNN's fused LSTM kernel, faster on CPU than a step loop here
+        # for inference at every size and for training from LSTM_HANDOVER_MACS.
         return module(x, state)
     relu = mode == "rnn" and module.nonlinearity == "relu"
     B, T, _ = x.shape
