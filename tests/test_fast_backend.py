@@ -133,7 +133,9 @@ def test_full_length_lstm_training_is_handed_to_torch_from_the_handover_size(mon
     module = nn.LSTM(3, H, batch_first=True)
     calls = []
     module.register_forward_hook(lambda *args: calls.append(1))
-    for batch, lengths, handed_over in [(B, None, True), (B - 1, None, False), (B, torch.tensor([6, 2, 6, 4]), False)]:
+    cases = [(B, None, True), (B - 1, None, False), (B, torch.tensor([6, 2, 6, 4]), False),
+             (B, torch.full((B,), 6), True)]  # lengths that are all full: a full batch
+    for batch, lengths, handed_over in cases:
         calls.clear()
         x = torch.randn(batch, 6, 3, requires_grad=True)
         out, _ = fast_rnn.fast_forward(module, x, lengths)

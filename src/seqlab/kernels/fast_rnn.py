@@ -272,6 +272,8 @@ def fast_forward(
     returns ``out (B, T, D*H)`` (zero past each length) and the final state.
     """
     mode = {nn.RNN: "rnn", nn.GRU: "gru", nn.LSTM: "lstm"}[type(module)]
+    if lengths is not None and int(lengths.min()) == x.shape[1]:
+        lengths = None  # every sequence runs the whole length: a full batch
     if mode == "lstm" and lengths is None and (
             not _wants_grad(module, x, state)
             or x.shape[0] * 4 * module.hidden_size ** 2 >= LSTM_HANDOVER_MACS):

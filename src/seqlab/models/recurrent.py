@@ -118,7 +118,7 @@ class RecurrentEncoder(nn.Module):
         batch, steps, _ = x.shape
         if self.backend == "fast" and fast_rnn.supports(self.rnn, x) is None:
             outputs, state = fast_rnn.fast_forward(self.rnn, x, lengths, state)  # (B, T, D*P)
-        elif lengths is None:
+        elif lengths is None or int(lengths.min()) == steps:  # a full batch needs no packing
             outputs, state = self.rnn(x, state)  # (B, T, D*P)
         else:
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
