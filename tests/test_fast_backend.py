@@ -175,6 +175,24 @@ def test_unsupported_inputs_fall_back_to_torch():
     torch.testing.assert_close(model(x), reference(x))
 
 
+@pytest.mark.parametrize("bad,message", [
+    ({"x": torch.randn(2, 4, 5)}, r"expected x of shape \(B, T, 3\), got \(2, 4, 5\)"),
+    ({"x": torch.randn(4, 3)}, r"expected x of shape \(B, T, 3\), got \(4, 3\)"),
+    ({"x": torch.randn(2, 0, 3)}, r"at least one sequence and one step"),
+    ({"lengths": torch.tensor([4, 0])}, r"expected lengths in 1..4, got min 0 max 4"),
+    ({"lengths": torch.tensor([5, 2])}, r"expected lengths in 1..4, got min 2 max 5"),
+    ({"lengths": torch.tensor([4, 2, 1])}, r"expected lengths of shape \(2,\), got \(3,\)"),
+    ({"state": torch.zeros(1, 3, 6)}, r"expected h0 of shape \(1, 2, 6\), got \(1, 3, 6\)"),
+    ({"x": torch.tensor([[[0.0, float("nan"), 0.0]] * 4] * 2)}, r"x contains NaN or Inf"),
+    ({"x": torch.tensor([[[0.0, float("inf"), 0.0]] * 4] * 2)}, r"x contains NaN or Inf"),
+])
+def test_bad_input_is_a_clear_error(bad, message):
+    module = nn.GRU(3, 6, batch_first=True)
+    args = {"x": torch.randn(2, 4, 3), "lengths": None, "state": None} | bad
+    with pytest.raises(ValueError, match=message):
+        fast_rnn.fast_forward(module, args["x"], args["lengths"], args["state"])
+
+
 @pytest.mark.parametrize("name", ["rnn", "gru", "lstm", "bigru", "bilstm"])
 def test_zoo_models_give_the_same_numbers_on_both_backends(name):
     torch.manual_seed(2)

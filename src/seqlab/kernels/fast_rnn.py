@@ -259,6 +259,29 @@ def _wants_grad(module: nn.RNNBase, x: torch.Tensor, state) -> bool:
             or any(p.requires_grad for p in module.parameters()))
 
 
+def check_inputs(module: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor | None, state) -> None:
+    """Raise ``ValueError`` naming what was expected and what was found."""
+    F = module.input_size
+    if x.dim() != 3 or x.shape[2] != F:
+        raise ValueError(f"expected x of shape (B, T, {F}), got {tuple(x.shape)}")
+    B, T, _ = x.shape
+    if B == 0 or T == 0:
+        raise ValueError(f"expected at least one sequence and one step, got x of shape {tuple(x.shape)}")
+    if lengths is not None:
+        if lengths.dim() != 1 or lengths.shape[0] != B:
+            raise ValueError(f"expected lengths of shape ({B},), got {tuple(lengths.shape)}")
+        if int(lengths.min()) < 1 or int(lengths.max()) > T:
+            raise ValueError(f"expected lengths in 1..{T}, got min {int(lengths.min())} max {int(lengths.max())}")
+    if state is not None:
+        D = 2 if module.bidirectional else 1
+        expected = (module.num_layers * D, B, module.hidden_size)
+        for name, s in zip(("h0", "c0"), state if isinstance(state, tuple) else (state,)):
+            if tuple(s.shape) != expected:
+                raise ValueError(f"expected {name} of shape {expected}, got {tuple(s.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x contains NaN or Inf; expected finite values")
+
+
 def fast_forward(
     module: nn.RNNBase,
     x: torch.Tensor,
@@ -270,7 +293,10 @@ def fast_forward(
     Same arguments and results as the module on a packed batch:
     ``x (B, T, F)``, ``lengths (B,) | None``, ``state`` as the module takes it;
     returns ``out (B, T, D*H)`` (zero past each length) and the final state.
+    Shapes that do not fit the module, lengths outside 1..T and non-finite
+    inputs raise ``ValueError``.
     """
+    check_inputs(module, x, lengths, state)
     mode = {nn.RNN: "rnn", nn.GRU: "gru", nn.LSTM: "lstm"}[type(module)]
     if lengths is not None and int(lengths.min()) == x.shape[1]:
         lengths = None  # every sequence runs the whole length: a full batch
