@@ -176,9 +176,10 @@ def test_unsupported_inputs_fall_back_to_torch():
 
 
 @pytest.mark.parametrize("bad,message", [
-    ({"x": torch.randn(2, 4, 5)}, r"expected x of shape \(B, T, 3\), got \(2, 4, 5\)"),
-    ({"x": torch.randn(4, 3)}, r"expected x of shape \(B, T, 3\), got \(4, 3\)"),
-    ({"x": torch.randn(2, 0, 3)}, r"at least one sequence and one step"),
+    ({"x": torch.randn(2, 4, 5)}, r"expected input of shape \(B, T, 3\), got \(2, 4, 5\)"),
+    ({"x": torch.randn(4, 3)}, r"expected input of shape \(B, T, 3\), got \(4, 3\)"),
+    ({"x": torch.randn(2, 0, 3)}, r"expected at least one time step, got T=0"),
+    ({"x": torch.randn(0, 4, 3)}, r"expected at least one sequence, got B=0"),
     ({"lengths": torch.tensor([4, 0])}, r"expected lengths in 1..4, got min 0 max 4"),
     ({"lengths": torch.tensor([5, 2])}, r"expected lengths in 1..4, got min 2 max 5"),
     ({"lengths": torch.tensor([4, 2, 1])}, r"expected lengths of shape \(2,\), got \(3,\)"),

@@ -259,19 +259,27 @@ def _wants_grad(module: nn.RNNBase, x: torch.Tensor, state) -> bool:
             or any(p.requires_grad for p in module.parameters()))
 
 
-def check_inputs(module: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor | None, state) -> None:
-    """Raise ``ValueError`` naming what was expected and what was found."""
-    F = module.input_size
-    if x.dim() != 3 or x.shape[2] != F:
-        raise ValueError(f"expected x of shape (B, T, {F}), got {tuple(x.shape)}")
-    B, T, _ = x.shape
-    if B == 0 or T == 0:
-        raise ValueError(f"expected at least one sequence and one step, got x of shape {tuple(x.shape)}")
+def check_sequence(x: torch.Tensor, lengths: torch.Tensor | None, input_size: int) -> None:
+    """Raise ``ValueError`` naming what was expected and what was found: x (B, T, F), lengths (B,) in 1..T."""
+    if x.dim() != 3 or x.shape[-1] != input_size:
+        raise ValueError(f"expected input of shape (B, T, {input_size}), got {tuple(x.shape)}")
+    if x.shape[1] == 0:
+        raise ValueError("expected at least one time step, got T=0")
     if lengths is not None:
-        if lengths.dim() != 1 or lengths.shape[0] != B:
-            raise ValueError(f"expected lengths of shape ({B},), got {tuple(lengths.shape)}")
-        if int(lengths.min()) < 1 or int(lengths.max()) > T:
-            raise ValueError(f"expected lengths in 1..{T}, got min {int(lengths.min())} max {int(lengths.max())}")
+        if lengths.dim() != 1 or lengths.shape[0] != x.shape[0]:
+            raise ValueError(f"expected lengths of shape ({x.shape[0]},), got {tuple(lengths.shape)}")
+        if int(lengths.min()) < 1 or int(lengths.max()) > x.shape[1]:
+            raise ValueError(
+                f"expected lengths in 1..{x.shape[1]}, got min {int(lengths.min())} max {int(lengths.max())}"
+            )
+
+
+def check_inputs(module: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor | None, state) -> None:
+    """:func:`check_sequence`, then the batch, the initial states and finite values."""
+    check_sequence(x, lengths, module.input_size)
+    B = x.shape[0]
+    if B == 0:
+        raise ValueError("expected at least one sequence, got B=0")
     if state is not None:
         D = 2 if module.bidirectional else 1
         expected = (module.num_layers * D, B, module.hidden_size)

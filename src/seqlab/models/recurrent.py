@@ -29,21 +29,6 @@ BACKENDS = ("torch", "fast")
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
-def check_inputs(x: torch.Tensor, lengths: torch.Tensor | None, input_size: int) -> None:
-    """Raise ``ValueError`` naming what was expected and what was found."""
-    if x.dim() != 3 or x.shape[-1] != input_size:
-        raise ValueError(f"expected input of shape (B, T, {input_size}), got {tuple(x.shape)}")
-    if x.shape[1] == 0:
-        raise ValueError("expected at least one time step, got T=0")
-    if lengths is not None:
-        if lengths.dim() != 1 or lengths.shape[0] != x.shape[0]:
-            raise ValueError(f"expected lengths of shape ({x.shape[0]},), got {tuple(lengths.shape)}")
-        if int(lengths.min()) < 1 or int(lengths.max()) > x.shape[1]:
-            raise ValueError(
-                f"expected lengths in 1..{x.shape[1]}, got min {int(lengths.min())} max {int(lengths.max())}"
-            )
-
-
 class RecurrentEncoder(nn.Module):
     """A stack of RNN, GRU or LSTM layers over batch-first input (B, T, F).
 
@@ -114,7 +99,7 @@ class RecurrentEncoder(nn.Module):
     def forward(
         self, x: torch.Tensor, lengths: torch.Tensor | None = None, state: State | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, State]:
-        check_inputs(x, lengths, self.input_size)
+        fast_rnn.check_sequence(x, lengths, self.input_size)
         batch, steps, _ = x.shape
         if self.backend == "fast" and fast_rnn.supports(self.rnn, x) is None:
             outputs, state = fast_rnn.fast_forward(self.rnn, x, lengths, state)  # (B, T, D*P)
