@@ -9,8 +9,8 @@ between T/2 and T; eager packs the batch); one line per runtime with its
 time and its throughput relative to eager on the same inputs. Streaming:
 the latency of one step (F=90, H=128, batch 1) for the eager step model, the
 ONNX step model under ONNX Runtime, and seqlab's compiled Streamer. Medians
-of alternating runs. (ncnn exports are checked for parity by the tests, not
-timed here.)
+of alternating runs. Where ncnn's Python package is installed, the fixed-length
+batch-1 cases time the ncnn export too (ncnn has no batch axis).
 """
 
 from __future__ import annotations
@@ -29,11 +29,13 @@ import torch
 from seqlab.data.scaling import Normalizer
 from seqlab.export import export_run
 from seqlab.export.graph import Deployable
+from seqlab.export.ncnn import load_ncnn
 from seqlab.export.streaming import Streamer
 from seqlab.models import build_model
 from seqlab.runs import load_run, save_run_checkpoint
 
 F, H, T, C = 90, 128, 250, 7
+HAVE_NCNN = importlib.util.find_spec("ncnn") is not None and importlib.util.find_spec("pnnx") is not None
 
 
 def make_run(folder: Path, name: str) -> Path:
@@ -82,6 +84,11 @@ def whole_sequence(work: Path, name: str, repeats: int) -> None:
             warnings.simplefilter("ignore")
             scripted = torch.jit.load(str(script_path))
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        net = None
+        if fixed and HAVE_NCNN:
+            ncnn_path = work / f"{name}-{kind}.param"
+            export_run(run, "ncnn", ncnn_path)
+            net = load_ncnn(ncnn_path)
         for batch in (1, 64):
             rng = np.random.default_rng(batch)
             x = torch.tensor(rng.normal(size=(batch, T, F)), dtype=torch.float32)
@@ -93,14 +100,29 @@ def whole_sequence(work: Path, name: str, repeats: int) -> None:
             feed = dict(zip(("x", "lengths"), (t.numpy() for t in inputs)))
             fns = {"eager": lambda: eager(*inputs), "torchscript": lambda: scripted(*inputs),
                    "onnxruntime": lambda: session.run(None, feed)}
+            if net is not None and batch == 1:
+                frames = x[0].numpy().copy()  # (T, F); ncnn.Mat borrows it
+                fns["ncnn"] = lambda: run_ncnn(net, frames)
             with torch.no_grad():
-                diff = float(np.abs(fns["onnxruntime"]()[0] - fns["eager"]().numpy()).max())
+                reference = fns["eager"]().numpy()
+                diffs = {runtime: float(np.abs(np.asarray(fns[runtime]()).reshape(reference.shape) - reference).max())
+                         for runtime in ("onnxruntime", "ncnn") if runtime in fns}
                 results = timed(fns, repeats)
             base = results["eager"]
             for runtime, seconds in results.items():
                 print(f"case={name}_{kind}_B{batch}_T{T} runtime={runtime} ms={seconds * 1e3:.3f} "
                       f"throughput_vs_eager={base / seconds:.2f}"
-                      + (f" onnx_max_abs_diff={diff:.1e}" if runtime == "onnxruntime" else ""), flush=True)
+                      + (f" max_abs_diff={diffs[runtime]:.1e}" if runtime in diffs else ""), flush=True)
+
+
+def run_ncnn(net, frames: np.ndarray) -> np.ndarray:
+    """The whole-sequence ncnn model on one sequence (T, F) -> logits (C,)."""
+    import ncnn
+
+    extractor = net.create_extractor()
+    extractor.input("in0", ncnn.Mat(frames))
+    _, result = extractor.extract("out0")
+    return np.array(result).reshape(-1)
 
 
 def streaming(work: Path, repeats: int) -> None:
@@ -123,7 +145,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads; ncnn "
-          f"{'available' if importlib.util.find_spec('ncnn') else 'not installed'} (batch-1 parity only)")
+          f"{'timed at batch 1' if HAVE_NCNN else 'not installed'}")
     with tempfile.TemporaryDirectory() as work:
         for name in ("gru", "lstm"):
             whole_sequence(Path(work), name, args.repeats)

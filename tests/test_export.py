@@ -32,7 +32,7 @@ ZOO = [
 RECURRENT = ("rnn", "gru", "lstm", "bigru", "bilstm")
 
 
-def make_run(folder: Path, name: str, options: dict, seed: int = 0) -> Path:
+def make_run(folder: Path, name: str, options: dict, seed: int = 0, features: int = F, steps: int = T) -> Path:
     """A run folder around an untrained model: export parity needs weights, not skill."""
     from seqlab.models.registry import resolve_model_options
 
@@ -41,14 +41,15 @@ def make_run(folder: Path, name: str, options: dict, seed: int = 0) -> Path:
     resolved = resolve_model_options({"name": name, **options})
     resolved.pop("name")
     torch.manual_seed(seed)
-    model = build_model(name, F, C, steps=T, **resolved)
+    model = build_model(name, features, C, steps=steps, **resolved)
     rng = np.random.default_rng(seed)
-    normalizer = Normalizer("standard", rng.normal(size=F).astype(np.float32), rng.uniform(0.5, 2, F).astype(np.float32))
-    spec = {"name": name, "builder": "zoo", "input_size": F, "output_size": C, "steps": T, "options": resolved}
+    normalizer = Normalizer("standard", rng.normal(size=features).astype(np.float32),
+                            rng.uniform(0.5, 2, features).astype(np.float32))
+    spec = {"name": name, "builder": "zoo", "input_size": features, "output_size": C, "steps": steps, "options": resolved}
     folder.mkdir(parents=True, exist_ok=True)
     save_run_checkpoint(folder / "model.pt", model, spec, {"train": {"seed": 0}}, "classification",
-                        {"normalizer": normalizer.state_dict(), "class_names": ["a", "b", "c"], "features": F,
-                         "steps": T, "feature_names": [], "variable_length": False})
+                        {"normalizer": normalizer.state_dict(), "class_names": ["a", "b", "c"], "features": features,
+                         "steps": steps, "feature_names": [], "variable_length": False})
     return folder
 
 
@@ -89,6 +90,15 @@ def test_ncnn_export_matches_eager(tmp_path, name, options):
     run = make_run(tmp_path / "run", name, options)
     report = export_run(run, "ncnn", tmp_path / "model.param")
     assert report.max_abs_diff <= 1e-4 and (tmp_path / "model.bin").is_file()
+
+
+@pytest.mark.skipif(not HAVE_NCNN, reason="ncnn and pnnx are not installed")
+@pytest.mark.parametrize("name", ["gru", "cnn-gru"])
+def test_ncnn_export_matches_eager_at_ut_har_size(tmp_path, name):
+    """250 steps of 90 features: inputs large enough that memory freed under ncnn would be reused."""
+    run = make_run(tmp_path / "run", name, {}, features=90, steps=250)
+    report = export_run(run, "ncnn", tmp_path / "model.param")
+    assert report.max_abs_diff <= 1e-4
 
 
 def test_ncnn_refuses_what_it_cannot_run(tmp_path):

@@ -238,7 +238,8 @@ def export_ncnn(run, eager, exportable, out: Path, shapes, tolerance: float):
             for i, length in enumerate(lengths):
                 x = raw_inputs(run, 1, length, seed=300 + i)
                 extractor = net.create_extractor()
-                frames = ncnn.Mat(x[0].numpy().copy())  # ncnn.Mat borrows the array: keep both alive
+                array = np.ascontiguousarray(x[0].numpy())  # (T, F)
+                frames = ncnn.Mat(array)  # borrows the array's memory: both stay alive until extracted
                 if extractor.input("in0", frames) != 0:
                     raise SeqlabError("--format ncnn: the converted graph has an operator ncnn cannot run")
                 status, result = extractor.extract("out0")
