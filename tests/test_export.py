@@ -171,8 +171,17 @@ def test_ncnn_step_model_streams_like_the_whole_sequence(tmp_path, name, options
 def test_streaming_refuses_models_that_read_ahead(tmp_path):
     for name, options in (("bigru", {}), ("bilstm", {"head": "attention"})):
         run = make_run(tmp_path / name, name, options)
-        with pytest.raises(SeqlabError, match=r"cannot stream"):
+        with pytest.raises(SeqlabError, match=r"cannot stream: a bidirectional model reads the future"):
             Streamer(run)
+
+
+@pytest.mark.parametrize("name", ["cnn-gru", "cnn-gru-parallel", "cnn1d-lstm", "tcn", "ablstm"])
+def test_streaming_refuses_models_beyond_the_recurrent_classifiers_by_name(tmp_path, name):
+    run = make_run(tmp_path / name, name, {})
+    with pytest.raises(SeqlabError, match=rf"model {name} cannot stream: (streaming covers the recurrent "
+                                          r"classifiers|a bidirectional model reads the future)"):
+        export_run(run, "onnx", tmp_path / "step.onnx", streaming=True)
+    assert not (tmp_path / "step.onnx").exists()
 
 
 def test_export_above_tolerance_fails_and_writes_nothing(tmp_path, capsys):
@@ -243,6 +252,40 @@ def test_stream_command_on_a_file_and_on_stdin(tmp_path, capsys):
     assert proc.stdout.readline().startswith(b"frame,predicted")
     proc.stdout.close()
     assert proc.wait(timeout=60) == 141 and b"Traceback" not in proc.stderr.read()
+
+
+@pytest.mark.parametrize("name,options", [("tcn", {}), ("cnn-gru", {}), ("bigru", {}), ("cnn1d-lstm", {})])
+def test_stream_windows_of_models_that_cannot_stream_use_the_whole_sequence_model(tmp_path, capsys, name, options):
+    """Each window's prediction is the whole-sequence model's on that window (here checked by hand)."""
+    run = make_run(tmp_path / "run", name, options)
+    frames = np.random.default_rng(1).normal(size=(2 * T, F))
+    path = tmp_path / "frames.csv"
+    path.write_text("\n".join(",".join(f"{v:.6f}" for v in r) for r in frames) + "\n")
+    status, out, err = run_cli(capsys, "stream", "--run", run, "--input", path, "--window", str(T), "--stride", "7")
+    assert status == 0, err
+    lines = out.strip().splitlines()[1:]
+    ends = [int(line.split(",")[0]) for line in lines]
+    assert ends == list(range(T, 2 * T + 1, 7))
+    loaded = load_run(run)
+    model = loaded.model.eval()
+    shift, scale = loaded.normalizer.shift, loaded.normalizer.scale
+    for end, line in zip(ends, lines):
+        x = torch.tensor((frames[end - T:end] - shift) / scale, dtype=torch.float32)[None]
+        with torch.no_grad():
+            expected = torch.softmax(model(x), dim=1)[0].numpy()
+        np.testing.assert_allclose([float(v) for v in line.split(",")[2:]], expected, atol=1e-5)
+        assert line.split(",")[1] == loaded.class_names[int(expected.argmax())]
+    status, out, err = run_cli(capsys, "stream", "--run", run, "--input", path)  # no window: refused by name
+    assert status == 2 and f"model {name} cannot stream" in err and "--window" in err
+
+
+def test_stream_window_a_fixed_length_model_cannot_read_is_refused(tmp_path, capsys):
+    run = make_run(tmp_path / "run", "cnn-gru", {})  # reads exactly T frames
+    path = tmp_path / "frames.csv"
+    path.write_text("\n".join(",".join("0.1" for _ in range(F)) for _ in range(T)) + "\n")
+    status, out, err = run_cli(capsys, "stream", "--run", run, "--input", path, "--window", "5", "--stride", "5")
+    assert status == 2 and out == ""
+    assert f"--window 5: model cnn-gru cannot read windows of 5 frames: expected input of shape (B, {T}" in err
 
 
 def test_variable_lengths_are_an_input_of_recurrent_exports(tmp_path):

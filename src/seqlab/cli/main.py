@@ -118,10 +118,12 @@ def _parser() -> argparse.ArgumentParser:
         "stream", help="predict frame by frame from a CSV file or stdin, the recurrent state carried",
         description="Read frames (one CSV row of features each; a header row is skipped) and write one prediction "
         "per frame, the state carried from the first frame; or, with --window W --stride S, one prediction per "
-        "window of W frames every S frames, each window read from a fresh state.",
+        "window of W frames every S frames, each window read from a fresh state. Models that cannot run step by "
+        "step (convolutional front ends, TCN, bidirectional layers) are read window by window with their "
+        "whole-sequence model, so they need --window (for cnn-gru and cnn-gru-parallel, the trained length).",
     )
     stream.add_argument("--run", type=Path, required=True,
-                        help="classification run folder (unidirectional model), or a step model written by "
+                        help="classification run folder, or a step model written by "
                              "seqlab export --streaming (.onnx, or ncnn .param with its .bin and .json)")
     stream.add_argument("--input", required=True, help="CSV file of frames, or - for stdin")
     stream.add_argument("--out", type=Path, help="CSV to write (default: stdout)")

@@ -124,6 +124,10 @@ class StepModel(nn.Module):
 
     def __init__(self, model: RecurrentModel, shift, scale):
         super().__init__()
+        if not isinstance(model, RecurrentModel):
+            raise ValueError("streaming covers the recurrent classifiers rnn, gru and lstm (stacked or not, "
+                             "heads last, step, mean or attention), not models with convolutions or other "
+                             "layers around the recurrence")
         encoder = model.encoder
         if encoder.num_directions != 1:
             raise ValueError("a bidirectional model reads the future; it cannot run step by step")

@@ -39,9 +39,10 @@ def step_model(run: Run) -> StepModel:
     normalizer = run.normalizer
     try:
         return StepModel(model, normalizer.shift, normalizer.scale).eval()
-    except (ValueError, AttributeError) as error:
+    except ValueError as error:
         name = run.checkpoint["model"]["name"]
-        raise SeqlabError(f"run folder {run.path}: model {name} cannot stream: {error}") from None
+        raise SeqlabError(f"run folder {run.path}: model {name} cannot stream: {error}. It reads whole windows: "
+                          "export it without --streaming, or run seqlab stream --window on the run folder") from None
 
 
 class Streamer:
@@ -290,13 +291,46 @@ def whole_sequence_per_step(step: StepModel, x: torch.Tensor) -> np.ndarray:
 # seqlab stream
 
 
+class WindowClassifier:
+    """``classify(frames (W, F)) -> probabilities (C,)``: the whole-sequence model of a run folder on one
+    window, for models that cannot run step by step (convolutions over the window, bidirectional layers)."""
+
+    def __init__(self, run: Run, window: int):
+        from seqlab.export.graph import Deployable
+
+        self.name = run.checkpoint["model"]["name"]
+        self.model = Deployable(copy.deepcopy(run.model).eval(), run.normalizer.shift, run.normalizer.scale).eval()
+        self.class_names = run.class_names
+        self.features = int(run.extras["features"])
+        self.window = window
+        self.classify(np.zeros((window, self.features), np.float32))  # a window this model cannot read fails here
+
+    def classify(self, frames) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(frames, dtype=np.float32))[None]  # (1, W, F)
+        try:
+            with torch.no_grad():
+                logits = self.model(x)[0].numpy()  # (C,)
+        except ValueError as error:
+            raise SeqlabError(f"--window {self.window}: model {self.name} cannot read windows of "
+                              f"{self.window} frames: {error}") from None
+        return _softmax(logits)
+
+
 def stream_file(run_dir: str | Path, source: IO[str], name: str, out: IO[str], window: int = 0, stride: int = 0,
                 backend: str = "compiled") -> int:
     """Read CSV frames (one per row; a header row is skipped) and write one prediction per frame,
     or per window of ``window`` frames every ``stride`` frames (each window from a fresh state).
-    Returns the number of predictions written."""
+    A run folder whose model cannot run step by step is read window by window with its
+    whole-sequence model (``--window`` is then required). Returns the number of predictions written."""
     check_window(window, stride)
-    streamer = Streamer(run_dir, backend)
+    classifier = None
+    if window and Path(run_dir).is_dir():
+        run = load_run(run_dir)
+        try:
+            step_model(run)
+        except SeqlabError:
+            classifier = WindowClassifier(run, window)
+    streamer = classifier or Streamer(run_dir, backend)
     writer = csv.writer(out, lineterminator="\n")
     header = "frame" if not window else "window_end"
     writer.writerow([header, "predicted"] + [f"prob_{c}" for c in streamer.class_names])
@@ -312,7 +346,17 @@ def check_window(window: int, stride: int) -> None:
                           f"got {window} and {stride}")
 
 
-def _stream_rows(streamer: Streamer, source, name: str, writer, out, window: int, stride: int) -> int:
+def _classify_window(streamer, frames) -> np.ndarray:
+    """The prediction after a window of frames, read from a fresh state."""
+    if isinstance(streamer, WindowClassifier):
+        return streamer.classify(frames)
+    streamer.reset()
+    for frame in frames:
+        probabilities = streamer.push(frame)
+    return probabilities
+
+
+def _stream_rows(streamer, source, name: str, writer, out, window: int, stride: int) -> int:
     classes = streamer.class_names
     count, buffer, skip = 0, [], 0
     for line_no, row in enumerate(csv.reader(source), start=1):
@@ -336,9 +380,7 @@ def _stream_rows(streamer: Streamer, source, name: str, writer, out, window: int
             continue
         buffer.append(frame)
         if len(buffer) == window:
-            streamer.reset()
-            for f in buffer:
-                probabilities = streamer.push(f)
+            probabilities = _classify_window(streamer, buffer)
             writer.writerow([line_no, classes[int(np.argmax(probabilities))]] + [f"{p:.6f}" for p in probabilities])
             count += 1
             buffer = buffer[stride:]
