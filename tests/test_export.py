@@ -184,6 +184,36 @@ def test_streaming_refuses_models_beyond_the_recurrent_classifiers_by_name(tmp_p
     assert not (tmp_path / "step.onnx").exists()
 
 
+@pytest.mark.parametrize("name,options", [("gru", {"backend": "fast"}), ("lstm", {"backend": "fast", "num_layers": 2}),
+                                          ("cnn-gru-parallel", {"backend": "fast"})])
+def test_runs_trained_with_the_fast_backend_export_with_parity(tmp_path, name, options):
+    """Export traces torch.nn's kernels: a traced fast-backend loop would freeze one input's results."""
+    run = make_run(tmp_path / "run", name, options, features=F, steps=T)
+    assert any(getattr(m, "backend", "") == "fast" for m in load_run(run).model.modules())
+    formats = [("onnx", False), ("onnx", True), ("torchscript", False), ("torchscript", True)]
+    if HAVE_NCNN and name != "cnn-gru-parallel":
+        formats.append(("ncnn", False))
+    for fmt, fixed in formats:
+        report = export_run(run, fmt, tmp_path / f"m-{fmt}-{fixed}.{fmt}", fixed_length=fixed)
+        assert report.max_abs_diff <= 1e-4, (fmt, fixed)
+    if name != "cnn-gru-parallel":
+        assert export_run(run, "onnx", tmp_path / "step.onnx", streaming=True).max_abs_diff <= 1e-4
+
+
+def test_a_model_torch_cannot_export_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    import seqlab.export.exporter as exporter
+
+    def refuse(*args, **kwargs):
+        raise torch.onnx.errors.OnnxExporterError("Unsupported: ONNX export of operator Sort\nmore detail")
+
+    monkeypatch.setattr(exporter, "_export_onnx", refuse)
+    run = make_run(tmp_path / "run", "gru", {})
+    status, out, err = run_cli(capsys, "export", "--run", run, "--format", "onnx", "--out", tmp_path / "m.onnx")
+    assert status == 2 and "Traceback" not in err
+    assert "export onnx: torch could not export this model (Unsupported: ONNX export of operator Sort)" in err
+    assert not list(tmp_path.glob("*m.onnx*"))
+
+
 def test_export_above_tolerance_fails_and_writes_nothing(tmp_path, capsys):
     run = make_run(tmp_path / "run", "gru", {})
     status, _, err = run_cli(capsys, "export", "--run", run, "--format", "onnx", "--tolerance", "1e-12",

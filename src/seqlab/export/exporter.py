@@ -12,6 +12,7 @@ such as SenseFi's CNN-GRU).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import warnings
@@ -23,6 +24,7 @@ import torch
 
 from seqlab.errors import SeqlabError
 from seqlab.export.graph import Deployable, LanguageModelLogits, replace_projected_lstms
+from seqlab.models.recurrent import use_torch_backend
 from seqlab.runs import Run, load_run
 
 FORMATS = ("onnx", "torchscript", "ncnn")
@@ -57,7 +59,7 @@ def export_spec(run: Run, fixed_length: bool = False) -> ExportSpec:
     (unless ``fixed_length``: every sequence of a batch then has the batch's length).
     Forecast: the model's own inputs (transformed, scaled series plus covariates).
     Language model: character ids in, logits out."""
-    model = copy.deepcopy(run.model).eval()
+    model = use_torch_backend(copy.deepcopy(run.model).eval())  # the fast backend cannot be traced
     name = run.checkpoint["model"]["name"]
     options = run.checkpoint["model"]["options"]
     if run.task == "lm":
@@ -130,6 +132,17 @@ def _torchscript_runner(path: Path):
     return lambda *inputs: loaded(*inputs).detach().numpy()
 
 
+@contextlib.contextmanager
+def torch_refusals(fmt: str, out: Path):
+    """Turn torch.onnx's and torch.jit's refusals (RuntimeError) into a :class:`SeqlabError` naming the cause."""
+    try:
+        yield
+    except RuntimeError as error:
+        cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SeqlabError(f"export {fmt}: torch could not export this model ({cause}); "
+                          f"nothing was written to {out}") from None
+
+
 def export_run(run_dir: str | Path, fmt: str, out: str | Path, streaming: bool = False,
                tolerance: float = 1e-4, fixed_length: bool = False) -> ExportReport:
     """Export, then check parity; raises :class:`SeqlabError` (and removes ``out``) above ``tolerance``.
@@ -164,14 +177,14 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, streaming: bool =
     example = spec.make_inputs(2, spec.shapes[0][1], 0)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
-        if fmt == "onnx":
-            _export_onnx(exportable, example, spec.input_names, tmp)
-            runner = _onnx_runner(tmp, spec.input_names)
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.jit.trace(exportable, example, check_trace=False).save(str(tmp))
-            runner = _torchscript_runner(tmp)
+        with torch_refusals(fmt, out):
+            if fmt == "onnx":
+                _export_onnx(exportable, example, spec.input_names, tmp)
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    torch.jit.trace(exportable, example, check_trace=False).save(str(tmp))
+        runner = _onnx_runner(tmp, spec.input_names) if fmt == "onnx" else _torchscript_runner(tmp)
         report = _check(eager, runner, spec, tolerance, out, fmt, "; ".join(notes))
         os.replace(tmp, out)
         return report

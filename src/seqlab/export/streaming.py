@@ -24,6 +24,7 @@ import torch
 
 from seqlab.errors import SeqlabError
 from seqlab.export.graph import StepModel
+from seqlab.models.recurrent import use_torch_backend
 from seqlab.runs import Run, load_run
 
 
@@ -35,7 +36,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 def step_model(run: Run) -> StepModel:
     if run.task != "classification":
         raise SeqlabError(f"run folder {run.path}: streaming covers classification runs; this one is a {run.task} run")
-    model = copy.deepcopy(run.model).eval()
+    model = use_torch_backend(copy.deepcopy(run.model).eval())
     normalizer = run.normalizer
     try:
         return StepModel(model, normalizer.shift, normalizer.scale).eval()
@@ -191,6 +192,8 @@ def raw_inputs(run: Run, batch: int, length: int, seed: int) -> torch.Tensor:
 
 
 def export_step_model(run: Run, fmt: str, out: Path, tolerance: float):
+    from seqlab.export.exporter import torch_refusals
+
     step = step_model(run)
     exportable = copy.deepcopy(step)
     if fmt == "ncnn":
@@ -202,7 +205,7 @@ def export_step_model(run: Run, fmt: str, out: Path, tolerance: float):
     example = (raw_inputs(run, 2, 1, seed=0)[:, 0], *states)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch_refusals(fmt, out):
             warnings.simplefilter("ignore")
             if fmt == "onnx":
                 axes = {"x": {0: "batch"}, "y": {0: "batch"}}

@@ -120,6 +120,16 @@ class RecurrentEncoder(nn.Module):
         return outputs, final, state  # (B, T, D*P), (B, D*P)
 
 
+def use_torch_backend(model: nn.Module) -> nn.Module:
+    """Switch every recurrent encoder in ``model`` to torch.nn's kernels, in place (the same parameters
+    and, to 1e-5, the same numbers). Tracing and export need this: the fast backend's time loop runs
+    outside torch's graph, so a traced copy of it would hold one input's results as constants."""
+    for module in model.modules():
+        if isinstance(module, RecurrentEncoder):
+            module.backend = "torch"
+    return model
+
+
 class RecurrentModel(nn.Module):
     """A recurrent encoder followed by a head.
 
