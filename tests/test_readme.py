@@ -1,4 +1,4 @@
-"""The README's figures that code can check: the model table."""
+"""The README's figures that code can check: the model table, the TCN's receptive field."""
 
 from __future__ import annotations
 
@@ -15,3 +15,14 @@ def test_readme_model_table_matches_the_models():
     readme = (ROOT / "README.md").read_text()
     for row in module.rows():
         assert "| " + " | ".join(row) + " |" in readme, row
+
+
+def test_readme_tcn_receptive_field_matches_the_model():
+    import re
+
+    from seqlab.models import build_model
+
+    readme = (ROOT / "README.md").read_text()
+    stated = re.search(r"1 \+ 2 \(K - 1\)\(2\^L - 1\) = (\d+) steps at the defaults", readme)
+    assert stated is not None
+    assert int(stated.group(1)) == build_model("tcn", 4, 3).receptive_field
