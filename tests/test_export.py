@@ -200,6 +200,17 @@ def test_runs_trained_with_the_fast_backend_export_with_parity(tmp_path, name, o
         assert export_run(run, "onnx", tmp_path / "step.onnx", streaming=True).max_abs_diff <= 1e-4
 
 
+def test_export_prints_only_its_own_report(tmp_path):
+    """torch.onnx's C++ shape-inference warnings (printed once per process) stay out of the console."""
+    run = make_run(tmp_path / "run", "bigru", {})
+    exe = Path(sys.executable).parent / "seqlab"
+    done = subprocess.run([str(exe), "export", "--run", str(run), "--format", "onnx", "--out", str(tmp_path / "m.onnx")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert all(line.startswith(("  batch", "Exported model")) for line in done.stdout.splitlines()), done.stdout
+
+
 def test_a_model_torch_cannot_export_is_a_clear_error(tmp_path, capsys, monkeypatch):
     import seqlab.export.exporter as exporter
 

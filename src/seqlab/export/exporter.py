@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from seqlab.errors import SeqlabError
+from seqlab.export.console import captured_console
 from seqlab.export.graph import Deployable, LanguageModelLogits, replace_projected_lstms
 from seqlab.models.recurrent import use_torch_backend
 from seqlab.runs import Run, load_run
@@ -134,9 +135,11 @@ def _torchscript_runner(path: Path):
 
 @contextlib.contextmanager
 def torch_refusals(fmt: str, out: Path):
-    """Turn torch.onnx's and torch.jit's refusals (RuntimeError) into a :class:`SeqlabError` naming the cause."""
+    """Keep torch.onnx's and torch.jit's console notes (C++ shape-inference warnings) out of seqlab's
+    output, and turn their refusals (RuntimeError) into a :class:`SeqlabError` naming the cause."""
     try:
-        yield
+        with captured_console():
+            yield
     except RuntimeError as error:
         cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise SeqlabError(f"export {fmt}: torch could not export this model ({cause}); "

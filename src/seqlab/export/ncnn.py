@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ import torch
 from torch import nn
 
 from seqlab.errors import SeqlabError
+from seqlab.export.console import captured_console
 from seqlab.models.hybrid import CNNGRU
 from seqlab.models.recurrent import RecurrentModel
 
@@ -90,13 +89,7 @@ def _convert(module: nn.Module, work: Path, flag: str, **inputs) -> None:
     import pnnx
 
     log = work / "pnnx.log"
-    with open(log, "w+b") as sink, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        saved = [os.dup(1), os.dup(2)]
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
+    with captured_console(log):
         try:
             pnnx.export(module, str(work / "model.pt"), fp16=False,
                         ncnnparam=str(work / "model.param"), ncnnbin=str(work / "model.bin"),
@@ -105,12 +98,7 @@ def _convert(module: nn.Module, work: Path, flag: str, **inputs) -> None:
                         **inputs)
         except Exception as error:  # tracing or conversion failed: report it as an export error, below
             (work / "model.param").unlink(missing_ok=True)
-            sink.write(f"\n{type(error).__name__}: {error}\n".encode())
-        finally:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in saved:
-                os.close(fd)
+            print(f"\n{type(error).__name__}: {error}", flush=True)
     if not (work / "model.param").is_file():
         report = log.read_text(errors="replace").strip().splitlines()[-5:]
         raise SeqlabError(f"{flag}: pnnx produced no ncnn model; its last lines: " + " | ".join(report))
