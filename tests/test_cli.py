@@ -249,3 +249,13 @@ def test_demo_writes_a_table_and_the_runs(tmp_path, capsys):
     assert "test_accuracy" in out and "Results:" in out
     summary = (tmp_path / "demo" / "summary.md").read_text()
     assert sum("| digits " in line for line in summary.splitlines()) == 3
+
+
+def test_training_prints_no_library_warnings(tmp_path):
+    """A projected LSTM makes torch warn that it runs outside oneDNN; the CLI keeps such notes out."""
+    exe = Path(sys.executable).parent / "seqlab"
+    done = subprocess.run([str(exe), "train", "--data", "digits", "--model", "lstm", "--set", "model.proj_size=4",
+                           "--hidden-size", "8", "--epochs", "1", "--quiet", "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr and "warn" not in done.stderr.lower(), done.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from seqlab.errors import SeqlabError
@@ -304,6 +305,8 @@ COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "train": cmd_train, 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # torch's note that a projected LSTM runs outside oneDNN says nothing a user can act on
+    warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
     try:
         COMMANDS[args.command](args)
     except SeqlabError as error:
