@@ -201,6 +201,20 @@ def test_eval_and_predict_bad_input(tmp_path, capsys, gru_run):
     (tmp_path / "empty").mkdir()
     status, _, err = run_cli(capsys, "eval", "--run", tmp_path / "empty")
     assert status == 2 and "no model.pt" in err
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "model.pt").write_bytes(b"\x00garbage" * 50)
+    status, _, err = run_cli(capsys, "eval", "--run", tmp_path / "damaged")
+    assert status == 2 and "model.pt: not a readable seqlab checkpoint (torch.load with weights_only=True" in err
+    assert "weights_only` set to `False`" not in err  # torch's advice to load unsafely is not passed on
+    (tmp_path / "evil").mkdir()
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    torch.save({"model": Exploit()}, tmp_path / "evil" / "model.pt")
+    status, _, err = run_cli(capsys, "eval", "--run", tmp_path / "evil")
+    assert status == 2 and "not a readable seqlab checkpoint" in err and not (tmp_path / "pwned").exists()
     np.savez(tmp_path / "wrong.npz", X=np.zeros((2, 8, 5)))
     status, _, err = run_cli(capsys, "predict", "--run", gru_run, "--input", tmp_path / "wrong.npz", "--out", tmp_path / "p.csv")
     assert status == 2 and "wrong.npz: sequences have 5 features; the run expects 8" in err

@@ -10,6 +10,8 @@ but the folder. It is loaded with ``weights_only=True``.
 
 from __future__ import annotations
 
+import pickle
+
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +105,14 @@ def load_run(path: str | Path) -> Run:
     try:
         checkpoint = load_torch(file)
     except Exception as error:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise SeqlabError(f"{file}: not a readable seqlab checkpoint ({type(error).__name__}: {error})") from None
+        # torch's own message runs to many lines and suggests weights_only=False, which would run code
+        # from the file: say what happened instead
+        if isinstance(error, pickle.UnpicklingError):
+            reason = ("torch.load with weights_only=True refused it: the file is damaged, or holds objects "
+                      "beyond tensors and plain data, which seqlab does not load")
+        else:
+            reason = f"{type(error).__name__}: " + (str(error).strip().splitlines() or [""])[0]
+        raise SeqlabError(f"{file}: not a readable seqlab checkpoint ({reason})") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise SeqlabError(f"{file}: expected a seqlab checkpoint ({CHECKPOINT_FORMAT})")
     model = build_from_spec(checkpoint["model"])
