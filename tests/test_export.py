@@ -168,6 +168,21 @@ def test_ncnn_step_model_streams_like_the_whole_sequence(tmp_path, name, options
         export_run(run, "ncnn", tmp_path / "relu.param", streaming=True)
 
 
+@pytest.mark.parametrize("backend", ["compiled", "eager"])
+def test_a_non_finite_frame_is_refused_and_leaves_the_state_alone(tmp_path, backend):
+    run = make_run(tmp_path / "run", "gru", {})
+    frames = np.random.default_rng(2).normal(size=(3, F))
+    streamer, reference = Streamer(run, backend), Streamer(run, backend)
+    streamer.push(frames[0])
+    reference.push(frames[0])
+    for value in (np.nan, np.inf, -np.inf):
+        poisoned = frames[1].copy()
+        poisoned[2] = value
+        with pytest.raises(SeqlabError, match=r"frame has NaN or Inf values; expected finite numbers"):
+            streamer.push(poisoned)
+    np.testing.assert_array_equal(streamer.push(frames[1]), reference.push(frames[1]))
+
+
 def test_streaming_refuses_models_that_read_ahead(tmp_path):
     for name, options in (("bigru", {}), ("bilstm", {"head": "attention"})):
         run = make_run(tmp_path / name, name, options)
@@ -274,6 +289,10 @@ def test_stream_command_on_a_file_and_on_stdin(tmp_path, capsys):
     bad.write_text("1,2,3,4,5,6\n1,2,3\n")
     status, _, err = run_cli(capsys, "stream", "--run", run, "--input", bad)
     assert status == 2 and "bad.csv:2: expected 6 features per frame, got 3" in err
+    bad.write_text("1,2,3,4,5,6\n1,nan,3,4,5,6\n")
+    status, out, err = run_cli(capsys, "stream", "--run", run, "--input", bad)
+    assert status == 2 and "bad.csv:2: expected finite numbers, got ['1', 'nan', '3', '4']" in err
+    assert len(out.strip().splitlines()) == 2  # the header and frame 1
     # an exported step model streams the same predictions, with the run's class names
     assert run_cli(capsys, "export", "--run", run, "--format", "onnx", "--streaming",
                    "--out", tmp_path / "step.onnx")[0] == 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import math
 import warnings
 from pathlib import Path
 from typing import IO
@@ -131,6 +132,8 @@ class Streamer:
         x = np.asarray(frame, dtype=np.float32).reshape(-1)
         if x.shape[0] != self.features:
             raise SeqlabError(f"frame has {x.shape[0]} values; the model expects {self.features} features")
+        if not math.isfinite(float(x.sum())):  # one NaN would stay in the state for the rest of the stream
+            raise SeqlabError("frame has NaN or Inf values; expected finite numbers (the state is unchanged)")
         if self.backend == "compiled":
             return self._push_compiled(x)
         if self.backend == "ncnn":
@@ -373,6 +376,8 @@ def _stream_rows(streamer, source, name: str, writer, out, window: int, stride: 
             raise SeqlabError(f"{name}:{line_no}: expected {streamer.features} numbers, got {row[:4]}...") from None
         if len(frame) != streamer.features:
             raise SeqlabError(f"{name}:{line_no}: expected {streamer.features} features per frame, got {len(frame)}")
+        if not all(math.isfinite(v) for v in frame):
+            raise SeqlabError(f"{name}:{line_no}: expected finite numbers, got {row[:4]}...")
         if not window:
             probabilities = streamer.push(frame)
             writer.writerow([line_no, classes[int(np.argmax(probabilities))]] + [f"{p:.6f}" for p in probabilities])
