@@ -316,7 +316,7 @@ class WindowClassifier:
         try:
             with torch.no_grad():
                 logits = self.model(x)[0].numpy()  # (C,)
-        except ValueError as error:
+        except (ValueError, RuntimeError) as error:  # the model's own check, or a layer torch refuses to run
             raise SeqlabError(f"--window {self.window}: model {self.name} cannot read windows of "
                               f"{self.window} frames: {error}") from None
         return _softmax(logits)
