@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -209,6 +210,11 @@ def test_forecast_command_refuses_other_runs_and_bad_holdout(tmp_path, capsys):
     assert run_cli(capsys, "train", "--config", "configs/airline.yaml", "--quiet", "--out", out)[0] == 0
     status, _, err = run_cli(capsys, "forecast", "--run", out, "--horizon", "5", "--holdout", "140",
                              "--out", tmp_path / "f.csv")
-    assert status == 2 and "--holdout 140" in err
+    assert status == 2 and "--holdout 140: the series has 144 points, so 4 would remain" in err
+    most = int(re.search(r"--holdout at most (\d+)", err).group(1))  # the limit it names is the real one
+    assert run_cli(capsys, "forecast", "--run", out, "--horizon", "5", "--holdout", str(most),
+                   "--out", tmp_path / "edge.csv")[0] == 0
+    assert run_cli(capsys, "forecast", "--run", out, "--horizon", "5", "--holdout", str(most + 1),
+                   "--out", tmp_path / "over.csv")[0] == 2
     status, _, err = run_cli(capsys, "forecast", "--run", out, "--horizon", "0", "--out", tmp_path / "f.csv")
     assert status == 2 and "--horizon: expected an integer >= 1" in err

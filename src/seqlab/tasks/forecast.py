@@ -331,8 +331,10 @@ def forecast_file(run_dir: str | Path, horizon: int, out: str | Path, input_spec
     transform = SeriesTransform.from_state_dict(run.extras["transform"])
     origin = len(series) - holdout
     if holdout >= len(series) or origin - cfg.window < transform.lag:
-        raise SeqlabError(f"--holdout {holdout}: leaves {origin} points; window {cfg.window} plus transform lag "
-                          f"{transform.lag} need more")
+        need = cfg.window + transform.lag
+        raise SeqlabError(f"--holdout {holdout}: the series has {len(series)} points, so {max(origin, 0)} would "
+                          f"remain before the forecast; expected at least {need} (window {cfg.window} plus "
+                          f"transform lag {transform.lag}), so --holdout at most {len(series) - need}")
     known = series.values[: origin]
     visible = Series(series.name, known, series.columns, None if series.dates is None else series.dates[:origin])
     data = prepare(visible, transform, cfg.covariates, extra=horizon)
