@@ -339,6 +339,16 @@ def test_stream_windows_of_models_that_cannot_stream_use_the_whole_sequence_mode
     assert status == 2 and f"model {name} cannot stream" in err and "--window" in err
 
 
+def test_stream_window_on_a_forecast_run_is_refused(tmp_path, capsys):
+    """Only classifiers that cannot stream are read window by window; other tasks keep their own error."""
+    out = tmp_path / "air"
+    assert run_cli(capsys, "train", "--config", "airline", "--epochs", "1", "--quiet", "--out", out)[0] == 0
+    path = tmp_path / "frames.csv"
+    path.write_text("1\n2\n3\n")
+    status, stdout, err = run_cli(capsys, "stream", "--run", out, "--input", path, "--window", "2", "--stride", "1")
+    assert status == 2 and stdout == "" and "streaming covers classification runs; this one is a forecast run" in err
+
+
 def test_stream_window_a_fixed_length_model_cannot_read_is_refused(tmp_path, capsys):
     run = make_run(tmp_path / "run", "cnn-gru", {})  # reads exactly T frames
     path = tmp_path / "frames.csv"

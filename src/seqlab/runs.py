@@ -11,7 +11,6 @@ but the folder. It is loaded with ``weights_only=True``.
 from __future__ import annotations
 
 import pickle
-
 import shutil
 from dataclasses import dataclass
 from pathlib import Path

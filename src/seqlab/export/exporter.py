@@ -180,13 +180,11 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, streaming: bool =
     example = spec.make_inputs(2, spec.shapes[0][1], 0)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
-        with torch_refusals(fmt, out):
+        with torch_refusals(fmt, out):  # also silences torch's warnings
             if fmt == "onnx":
                 _export_onnx(exportable, example, spec.input_names, tmp)
             else:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    torch.jit.trace(exportable, example, check_trace=False).save(str(tmp))
+                torch.jit.trace(exportable, example, check_trace=False).save(str(tmp))
         runner = _onnx_runner(tmp, spec.input_names) if fmt == "onnx" else _torchscript_runner(tmp)
         report = _check(eager, runner, spec, tolerance, out, fmt, "; ".join(notes))
         os.replace(tmp, out)

@@ -16,7 +16,6 @@ import copy
 import csv
 import json
 import math
-import warnings
 from pathlib import Path
 from typing import IO
 
@@ -34,6 +33,10 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
+class CannotStream(SeqlabError):
+    """A classification model that cannot run step by step (it reads whole windows)."""
+
+
 def step_model(run: Run) -> StepModel:
     if run.task != "classification":
         raise SeqlabError(f"run folder {run.path}: streaming covers classification runs; this one is a {run.task} run")
@@ -43,15 +46,17 @@ def step_model(run: Run) -> StepModel:
         return StepModel(model, normalizer.shift, normalizer.scale).eval()
     except ValueError as error:
         name = run.checkpoint["model"]["name"]
-        raise SeqlabError(f"run folder {run.path}: model {name} cannot stream: {error}. It reads whole windows: "
+        raise CannotStream(f"run folder {run.path}: model {name} cannot stream: {error}. It reads whole windows: "
                           "export it without --streaming, or run seqlab stream --window on the run folder") from None
 
 
 class Streamer:
     """``push(frame (F,)) -> probabilities (C,)`` with the state carried between calls."""
 
-    def __init__(self, source: str | Path, backend: str = "compiled"):
-        source = Path(source)
+    def __init__(self, source: str | Path | Run, backend: str = "compiled"):
+        """``source``: a run folder (or its loaded :class:`Run`), or an exported step model file."""
+        loaded = source if isinstance(source, Run) else None
+        source = loaded.path if loaded else Path(source)
         self.backend = backend
         if source.suffix in (".onnx", ".param") and not source.is_file():
             raise SeqlabError(f"{source}: file not found (expected a step model written by seqlab export --streaming)")
@@ -84,7 +89,7 @@ class Streamer:
             self.net = load_ncnn(source)
             self.backend = "ncnn"
         else:
-            run = load_run(source)
+            run = loaded or load_run(source)
             self.step = step_model(run)
             self.class_names = run.class_names
             self.features = int(run.extras["features"])
@@ -208,8 +213,7 @@ def export_step_model(run: Run, fmt: str, out: Path, tolerance: float):
     example = (raw_inputs(run, 2, 1, seed=0)[:, 0], *states)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
-        with warnings.catch_warnings(), torch_refusals(fmt, out):
-            warnings.simplefilter("ignore")
+        with torch_refusals(fmt, out):
             if fmt == "onnx":
                 axes = {"x": {0: "batch"}, "y": {0: "batch"}}
                 axes.update({n: {1 if n in ("h", "c") else 0: "batch"} for n in names})
@@ -329,14 +333,14 @@ def stream_file(run_dir: str | Path, source: IO[str], name: str, out: IO[str], w
     A run folder whose model cannot run step by step is read window by window with its
     whole-sequence model (``--window`` is then required). Returns the number of predictions written."""
     check_window(window, stride)
-    classifier = None
     if window and Path(run_dir).is_dir():
         run = load_run(run_dir)
         try:
-            step_model(run)
-        except SeqlabError:
-            classifier = WindowClassifier(run, window)
-    streamer = classifier or Streamer(run_dir, backend)
+            streamer = Streamer(run, backend)
+        except CannotStream:
+            streamer = WindowClassifier(run, window)
+    else:
+        streamer = Streamer(run_dir, backend)
     writer = csv.writer(out, lineterminator="\n")
     header = "frame" if not window else "window_end"
     writer.writerow([header, "predicted"] + [f"prob_{c}" for c in streamer.class_names])
