@@ -6,7 +6,12 @@ Whole-sequence cases: a GRU and an LSTM classifier (F=90, H=128, T=250, 7
 classes) at batch 1 and 64, exported twice: ``fixed`` (``--fixed-length``,
 input x only; eager runs the unpacked batch) and ``variable`` (x and lengths
 between T/2 and T; eager packs the batch); one line per runtime with its
-time and its throughput relative to eager on the same inputs. Streaming:
+time and its throughput relative to eager on the same inputs. ``onnxruntime``
+is one ``session.run`` with ONNX Runtime's default threading;
+``onnxruntime_split`` is seqlab's ``OnnxModel``, which cuts a batch into
+parts of about ``PART_ROWS`` rows and runs them, one per core at a time, on a
+single-threaded session (``onnxruntime_split_rowsN``: other part sizes, for
+the fixed-length batch of 64). Streaming:
 the latency of one step (F=90, H=128, batch 1) for the eager step model, the
 ONNX step model under ONNX Runtime, and seqlab's compiled Streamer. Medians
 of alternating runs. Where ncnn's Python package is installed, the fixed-length
@@ -30,6 +35,7 @@ from seqlab.data.scaling import Normalizer
 from seqlab.export import export_run
 from seqlab.export.graph import Deployable
 from seqlab.export.ncnn import load_ncnn
+from seqlab.export.runtime import PART_ROWS, OnnxModel, usable_cores
 from seqlab.export.streaming import Streamer
 from seqlab.models import build_model
 from seqlab.runs import load_run, save_run_checkpoint
@@ -84,6 +90,7 @@ def whole_sequence(work: Path, name: str, repeats: int) -> None:
             warnings.simplefilter("ignore")
             scripted = torch.jit.load(str(script_path))
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        split = OnnxModel(onnx_path)  # the batch cut into one part per core, run at once
         net = None
         if fixed and HAVE_NCNN:
             ncnn_path = work / f"{name}-{kind}.param"
@@ -99,14 +106,18 @@ def whole_sequence(work: Path, name: str, repeats: int) -> None:
                 inputs = (x, torch.tensor(lengths))
             feed = dict(zip(("x", "lengths"), (t.numpy() for t in inputs)))
             fns = {"eager": lambda: eager(*inputs), "torchscript": lambda: scripted(*inputs),
-                   "onnxruntime": lambda: session.run(None, feed)}
+                   "onnxruntime": lambda: session.run(None, feed),
+                   "onnxruntime_split": lambda: split(*feed.values())}
+            if fixed and batch == 64:  # other part sizes than OnnxModel's default (PART_ROWS)
+                for rows in sorted({4, 8, 16, 32} - {PART_ROWS}):
+                    fns[f"onnxruntime_split_rows{rows}"] = lambda m=OnnxModel(onnx_path, part_rows=rows): m(*feed.values())
             if net is not None and batch == 1:
                 frames = x[0].numpy().copy()  # (T, F); ncnn.Mat borrows it
                 fns["ncnn"] = lambda: run_ncnn(net, frames)
             with torch.no_grad():
                 reference = fns["eager"]().numpy()
                 diffs = {runtime: float(np.abs(np.asarray(fns[runtime]()).reshape(reference.shape) - reference).max())
-                         for runtime in ("onnxruntime", "ncnn") if runtime in fns}
+                         for runtime in ("onnxruntime", "onnxruntime_split", "ncnn") if runtime in fns}
                 results = timed(fns, repeats)
             base = results["eager"]
             for runtime, seconds in results.items():
@@ -144,7 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
-    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads; ncnn "
+    print(f"# {usable_cores()} cores; torch {torch.__version__}, {torch.get_num_threads()} threads; ncnn "
           f"{'timed at batch 1' if HAVE_NCNN else 'not installed'}")
     with tempfile.TemporaryDirectory() as work:
         for name in ("gru", "lstm"):

@@ -13,28 +13,67 @@ from seqlab.runs import load_run, require_task
 from seqlab.training.evaluate import predict_proba
 
 
-def predict_file(run_dir: str | Path, input_path: str | Path, out_path: str | Path) -> int:
+def predict_file(run_dir: str | Path | None, input_path: str | Path, out_path: str | Path,
+                 onnx: str | Path | None = None, workers: int | None = None) -> int:
     """Write one row per sequence: id, predicted class, one probability per class.
 
-    A ``label`` column is added when the input carries labels. Returns the
-    number of sequences.
+    The model is the run folder's, or with ``onnx`` an ONNX file written by
+    ``seqlab export --format onnx`` (run by :class:`seqlab.export.OnnxModel`
+    on ``workers`` cores; no run folder needed). A ``label`` column is added
+    when the input carries labels. Returns the number of sequences.
     """
-    run = load_run(run_dir)
-    require_task(run, "classification", "predict")
     data, labels = read_inputs(input_path)
-    features = run.extras["features"]
-    if data.features != features:
-        raise SeqlabError(f"{input_path}: sequences have {data.features} features; the run expects {features}")
-    probabilities = predict_proba(run.model, run.normalizer.transform(data))  # (N, C)
+    if onnx is not None:
+        probabilities, class_names = _onnx_probabilities(Path(onnx), data, Path(input_path), workers)
+    else:
+        run = load_run(run_dir)
+        require_task(run, "classification", "predict")
+        features = run.extras["features"]
+        if data.features != features:
+            raise SeqlabError(f"{input_path}: sequences have {data.features} features; the run expects {features}")
+        probabilities = predict_proba(run.model, run.normalizer.transform(data))  # (N, C)
+        class_names = run.class_names
     predicted = probabilities.argmax(axis=1)
-    header = ["id", "predicted"] + [f"prob_{name}" for name in run.class_names]
-    rows = [[data.ids[i], run.class_names[predicted[i]]] + [f"{p:.6f}" for p in probabilities[i]] for i in range(len(data))]
+    header = ["id", "predicted"] + [f"prob_{name}" for name in class_names]
+    rows = [[data.ids[i], class_names[predicted[i]]] + [f"{p:.6f}" for p in probabilities[i]] for i in range(len(data))]
     if labels is not None:
         header.append("label")
         for row, label in zip(rows, labels):
             row.append(_label_text(label))
     write_csv(Path(out_path), header, rows)
     return len(rows)
+
+
+def _onnx_probabilities(path: Path, data, input_path: Path, workers: int | None, batch_size: int = 256):
+    """Class probabilities (N, C) from an exported classifier; raw features in (its normaliser is inside)."""
+    from seqlab.export.runtime import OnnxModel
+
+    model = OnnxModel(path, workers)
+    if model.task not in (None, "classification"):
+        raise SeqlabError(f"{path}: predict takes a classifier; this export is of a {model.task} run")
+    if model.features is not None and data.features != model.features:
+        raise SeqlabError(f"{input_path}: sequences have {data.features} features; {path} expects {model.features}")
+    chunks = []
+    try:
+        for start in range(0, len(data), batch_size):
+            x = data.X[start:start + batch_size]  # (B, T, F)
+            lengths = None
+            if data.lengths is not None:
+                lengths = data.lengths[start:start + batch_size]  # (B,)
+                x = x[:, :int(lengths.max())]
+                if not model.variable_length:
+                    if lengths.min() < x.shape[1]:
+                        raise SeqlabError(f"{input_path}: sequences have different lengths, but {path} was exported "
+                                          "with --fixed-length; export it without --fixed-length")
+                    lengths = None
+            logits = model(x, lengths).astype(np.float64)  # (B, C)
+            exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+            chunks.append(exp / exp.sum(axis=1, keepdims=True))
+    finally:
+        model.close()
+    probabilities = np.concatenate(chunks, axis=0)
+    class_names = model.class_names or [str(i) for i in range(probabilities.shape[1])]
+    return probabilities, class_names
 
 
 def _label_text(label) -> str:

@@ -65,9 +65,16 @@ def _parser() -> argparse.ArgumentParser:
                           help="which split to evaluate (default test)")
 
     predict = commands.add_parser("predict", help="predict a class, with probabilities, for each sequence of a file")
-    predict.add_argument("--run", type=Path, required=True, help="run folder written by `seqlab train`")
+    model_source = predict.add_mutually_exclusive_group(required=True)
+    model_source.add_argument("--run", type=Path, help="run folder written by `seqlab train`")
+    model_source.add_argument("--onnx", type=Path,
+                              help="a classifier exported by `seqlab export --format onnx`, run by ONNX Runtime "
+                              "(no run folder needed)")
     predict.add_argument("--input", type=Path, required=True, help=".npz, .csv or .ts file of sequences")
     predict.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    predict.add_argument("--workers", type=int, default=None,
+                         help="with --onnx: how many parts of each batch run at once, one per core "
+                         "(default: the usable CPU cores)")
 
     forecast = commands.add_parser(
         "forecast", help="forecast a series with a forecast run; writes a CSV and a plot beside it",
@@ -232,7 +239,9 @@ def cmd_eval(args) -> None:
 def cmd_predict(args) -> None:
     from seqlab.predict import predict_file
 
-    count = predict_file(args.run, args.input, args.out)
+    if args.workers is not None and args.onnx is None:
+        raise SeqlabError("--workers: applies to --onnx only")
+    count = predict_file(args.run, args.input, args.out, onnx=args.onnx, workers=args.workers)
     print(f"Wrote {count} predictions to {args.out}")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -119,6 +120,20 @@ def _export_onnx(module: torch.nn.Module, example: tuple, names: list[str], path
                           input_names=names, output_names=["y"], dynamic_axes=axes)
 
 
+def label_onnx(path: Path, run: Run) -> None:
+    """Store the run's task (and class names) in the ONNX file's metadata, for OnnxModel, Streamer and the CLI."""
+    import onnx
+
+    model = onnx.load(str(path))
+    labels = {"seqlab_task": run.task}
+    if run.task == "classification":
+        labels["seqlab_class_names"] = json.dumps(list(run.class_names))
+    for key, value in labels.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+
+
 def _onnx_runner(path: Path, names: list[str]):
     import onnxruntime as ort
 
@@ -183,6 +198,7 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, streaming: bool =
         with torch_refusals(fmt, out):  # also silences torch's warnings
             if fmt == "onnx":
                 _export_onnx(exportable, example, spec.input_names, tmp)
+                label_onnx(tmp, run)
             else:
                 torch.jit.trace(exportable, example, check_trace=False).save(str(tmp))
         runner = _onnx_runner(tmp, spec.input_names) if fmt == "onnx" else _torchscript_runner(tmp)

@@ -200,7 +200,7 @@ def raw_inputs(run: Run, batch: int, length: int, seed: int) -> torch.Tensor:
 
 
 def export_step_model(run: Run, fmt: str, out: Path, tolerance: float):
-    from seqlab.export.exporter import torch_refusals
+    from seqlab.export.exporter import label_onnx, torch_refusals
 
     step = step_model(run)
     exportable = copy.deepcopy(step)
@@ -221,7 +221,7 @@ def export_step_model(run: Run, fmt: str, out: Path, tolerance: float):
                 torch.onnx.export(exportable, example, str(tmp), dynamo=False, opset_version=17,
                                   input_names=["x"] + names, output_names=["y"] + [f"{n}_out" for n in names],
                                   dynamic_axes=axes)
-                _label_onnx(tmp, run.class_names)
+                label_onnx(tmp, run)
             else:
                 torch.jit.trace(exportable, example, check_trace=False).save(str(tmp))
         report = _check_streaming(run, step, tmp, fmt, len(names), out, tolerance)
@@ -229,16 +229,6 @@ def export_step_model(run: Run, fmt: str, out: Path, tolerance: float):
         return report
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _label_onnx(path: Path, class_names) -> None:
-    """Store the class names in the ONNX file's metadata, for ``Streamer`` and ``seqlab stream``."""
-    import onnx
-
-    model = onnx.load(str(path))
-    entry = model.metadata_props.add()
-    entry.key, entry.value = "seqlab_class_names", json.dumps(list(class_names))
-    onnx.save(model, str(path))
 
 
 def _check_streaming(run: Run, step: StepModel, path: Path, fmt: str, n_states: int, out: Path, tolerance: float):

@@ -1,0 +1,143 @@
+"""Whole-sequence ONNX exports under ONNX Runtime, a batch split across the CPU's cores.
+
+``seqlab export --format onnx`` writes a graph ``y = f(x (B, T, F)[, lengths (B,)])``
+with the run's normaliser inside (``x`` is (B, T) character ids for text
+models). :class:`OnnxModel` runs it. A recurrent layer is a chain of small
+per-step products, and ONNX Runtime's intra-op threads split each of them,
+so the threads meet once per step. Instead, a batch is cut into parts of
+about ``part_rows`` rows that run at once, ``workers`` at a time, on one
+single-threaded session. Each core then runs whole parts from the first step
+to the last without waiting for the others. ONNX Runtime supports concurrent
+``run`` calls on one session, and ``run`` holds no Python lock while it
+computes. Small parts also keep a part's per-step buffers in cache. With
+variable lengths the rows are sorted by length first, so a part of short
+sequences stops early. The rows of a batch are independent, so the results
+are those of one call on the whole batch. benchmarks/inference_speed.py
+times this against a single call and against eager PyTorch, part sizes
+included. A batch of one row, or ``workers=1``, is one call with ONNX
+Runtime's default threading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from seqlab.errors import SeqlabError
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+# Rows per part of a split batch: in a GRU classifier at B=64, T=250, parts of 4-8 rows ran 1.5-1.7x
+# faster than two halves (benchmarks/inference_speed.py, onnxruntime_split_rows cases).
+PART_ROWS = 4
+
+
+class OnnxModel:
+    """``model(x (B, T, F)[, lengths (B,)]) -> y (B, ...)`` for a whole-sequence ONNX export.
+
+    ``workers``: how many parts of a batch run at once (default: the usable
+    CPU cores; 1 runs every batch as one call with ONNX Runtime's own
+    threading); ``part_rows``: about how many rows a part holds (at least
+    ``workers`` parts are made from a batch of that many rows or more). ``lengths`` is needed only by exports that pack variable
+    lengths (the default for models that do); an export made with
+    ``--fixed-length`` reads every row at the batch's length and refuses
+    ``lengths``.
+    """
+
+    def __init__(self, path: str | Path, workers: int | None = None, part_rows: int = PART_ROWS):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise SeqlabError(f"{self.path}: file not found (expected an ONNX file written by seqlab export)")
+        self.workers = usable_cores() if workers is None else int(workers)
+        if self.workers < 1:
+            raise SeqlabError(f"--workers: expected at least 1, got {self.workers}")
+        self.part_rows = max(1, int(part_rows))
+        try:
+            self._session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own exception types for unreadable graphs
+            raise SeqlabError(f"{self.path}: ONNX Runtime cannot load it ({type(error).__name__}: "
+                              f"{str(error).splitlines()[0]})") from None
+        inputs = self._session.get_inputs()
+        self.input_names = [i.name for i in inputs]
+        if self.input_names not in (["x"], ["x", "lengths"]):
+            hint = (" (a step model written with --streaming: use Streamer or seqlab stream)"
+                    if len(inputs[0].shape) == 2 else "")
+            raise SeqlabError(f"{self.path}: expected a whole-sequence export with inputs x[, lengths], "
+                              f"got inputs {', '.join(self.input_names)}{hint}")
+        self.variable_length = "lengths" in self.input_names
+        self._dtype = np.int64 if inputs[0].type == "tensor(int64)" else np.float32
+        feature_axis = inputs[0].shape[2] if len(inputs[0].shape) == 3 else None
+        self.features = feature_axis if isinstance(feature_axis, int) else None
+        meta = self._session.get_modelmeta().custom_metadata_map
+        self.task = meta.get("seqlab_task")
+        self.class_names = json.loads(meta["seqlab_class_names"]) if "seqlab_class_names" in meta else None
+        self._single = None  # the single-threaded session the workers share, made on first use
+        self._pool = None
+
+    def __call__(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=self._dtype)
+        rank = 2 if self._dtype == np.int64 else 3
+        if x.ndim != rank or x.shape[0] == 0 or (rank == 3 and self.features is not None and x.shape[2] != self.features):
+            expected = "(B >= 1, T) character ids" if rank == 2 else f"(B >= 1, T, {self.features or 'F'})"
+            raise SeqlabError(f"{self.path}: expected x of shape {expected}, got {x.shape}")
+        if lengths is not None:
+            if not self.variable_length:
+                raise SeqlabError(f"{self.path}: exported with --fixed-length (or for a model that reads every "
+                                  "sequence at the batch's length), it takes no lengths; export without "
+                                  "--fixed-length for variable lengths")
+            lengths = np.asarray(lengths, dtype=np.int64)
+            if lengths.shape != (x.shape[0],) or lengths.min() < 1 or lengths.max() > x.shape[1]:
+                raise SeqlabError(f"{self.path}: expected lengths of shape ({x.shape[0]},) in 1..{x.shape[1]}, "
+                                  f"got shape {lengths.shape}, values {lengths.min()}..{lengths.max()}")
+        elif self.variable_length:
+            lengths = np.full(x.shape[0], x.shape[1], dtype=np.int64)
+        B = x.shape[0]
+        if self.workers == 1 or B == 1:
+            return self._session.run(None, {"x": x} if lengths is None else {"x": x, "lengths": lengths})[0]
+        if self._single is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = options.inter_op_num_threads = 1
+            self._single = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="seqlab-onnx")
+        parts = min(B, max(self.workers, -(-B // self.part_rows)))
+        bounds = np.linspace(0, B, parts + 1).round().astype(int)  # part sizes differ by at most one row
+        order = None
+        if lengths is not None and lengths.min() < lengths.max():
+            order = np.argsort(-lengths, kind="stable")  # longest first: the longest parts start first
+            x, lengths = x[order], lengths[order]
+        feeds = []
+        for start, stop in zip(bounds, bounds[1:]):
+            if lengths is None:
+                feeds.append({"x": x[start:stop]})
+            else:  # a part needs no steps beyond its longest sequence
+                longest = int(lengths[start:stop].max())
+                feeds.append({"x": x[start:stop, :longest], "lengths": lengths[start:stop]})
+        futures = [self._pool.submit(self._single.run, None, feed) for feed in feeds]
+        y = np.concatenate([future.result()[0] for future in futures], axis=0)  # (B, ...)
+        if order is None:
+            return y
+        restored = np.empty_like(y)
+        restored[order] = y
+        return restored
+
+    def close(self) -> None:
+        """Stop the worker threads (also done when the process exits)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+            self._single = None
