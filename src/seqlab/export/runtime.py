@@ -38,8 +38,9 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-# Rows per part of a split batch: in a GRU classifier at B=64, T=250, parts of 4-8 rows ran 1.5-1.7x
-# faster than two halves (benchmarks/inference_speed.py, onnxruntime_split_rows cases).
+# Rows per part of a split batch. In GRU and LSTM classifiers at B=64, T=250, parts of 4 and 8 rows
+# were within noise of each other and 0.9-1.2x the speed of halves; a smaller part is also shorter
+# when lengths vary (BENCHMARKS.md; benchmarks/inference_speed.py, onnxruntime_split_rows cases).
 PART_ROWS = 4
 
 
