@@ -10,8 +10,8 @@ single-threaded session. Each core then runs whole parts from the first step
 to the last without waiting for the others. ONNX Runtime supports concurrent
 ``run`` calls on one session, and ``run`` holds no Python lock while it
 computes. Small parts also keep a part's per-step buffers in cache. With
-variable lengths the rows are sorted by length first, so a part of short
-sequences stops early. The rows of a batch are independent, so the results
+variable lengths the rows are sorted by length first, so the recurrent
+operators of a part of short sequences stop early. The rows of a batch are independent, so the results
 are those of one call on the whole batch. benchmarks/inference_speed.py
 times this against a single call and against eager PyTorch, part sizes
 included. A batch of one row, or ``workers=1``, is one call with ONNX
@@ -100,14 +100,16 @@ class OnnxModel:
                                   "sequence at the batch's length), it takes no lengths; export without "
                                   "--fixed-length for variable lengths")
             lengths = np.asarray(lengths, dtype=np.int64)
-            if lengths.shape != (x.shape[0],) or lengths.min() < 1 or lengths.max() > x.shape[1]:
-                raise SeqlabError(f"{self.path}: expected lengths of shape ({x.shape[0]},) in 1..{x.shape[1]}, "
-                                  f"got shape {lengths.shape}, values {lengths.min()}..{lengths.max()}")
+            if lengths.shape != (x.shape[0],):
+                raise SeqlabError(f"{self.path}: expected lengths of shape ({x.shape[0]},), got {lengths.shape}")
+            if lengths.min() < 1 or lengths.max() > x.shape[1]:
+                raise SeqlabError(f"{self.path}: expected lengths in 1..{x.shape[1]}, "
+                                  f"got {lengths.min()}..{lengths.max()}")
         elif self.variable_length:
             lengths = np.full(x.shape[0], x.shape[1], dtype=np.int64)
         B = x.shape[0]
         if self.workers == 1 or B == 1:
-            return self._session.run(None, {"x": x} if lengths is None else {"x": x, "lengths": lengths})[0]
+            return self._run(self._session, {"x": x} if lengths is None else {"x": x, "lengths": lengths})
         if self._single is None:
             import onnxruntime as ort
 
@@ -121,20 +123,24 @@ class OnnxModel:
         if lengths is not None and lengths.min() < lengths.max():
             order = np.argsort(-lengths, kind="stable")  # longest first: the longest parts start first
             x, lengths = x[order], lengths[order]
-        feeds = []
-        for start, stop in zip(bounds, bounds[1:]):
-            if lengths is None:
-                feeds.append({"x": x[start:stop]})
-            else:  # a part needs no steps beyond its longest sequence
-                longest = int(lengths[start:stop].max())
-                feeds.append({"x": x[start:stop, :longest], "lengths": lengths[start:stop]})
-        futures = [self._pool.submit(self._single.run, None, feed) for feed in feeds]
-        y = np.concatenate([future.result()[0] for future in futures], axis=0)  # (B, ...)
+        # Every part keeps all T steps, so that each row sees what it sees in one call (a convolution
+        # reads past a row's end); the recurrent operators stop at the part's longest length anyway.
+        feeds = [{"x": x[start:stop]} if lengths is None else {"x": x[start:stop], "lengths": lengths[start:stop]}
+                 for start, stop in zip(bounds, bounds[1:])]
+        futures = [self._pool.submit(self._run, self._single, feed) for feed in feeds]
+        y = np.concatenate([future.result() for future in futures], axis=0)  # (B, ...)
         if order is None:
             return y
         restored = np.empty_like(y)
         restored[order] = y
         return restored
+
+    def _run(self, session, feed: dict) -> np.ndarray:
+        try:
+            return session.run(None, feed)[0]
+        except Exception as error:  # onnxruntime's own exception types: shapes the graph cannot take
+            raise SeqlabError(f"{self.path}: ONNX Runtime could not run it on x of shape {feed['x'].shape} "
+                              f"({str(error).splitlines()[0]})") from None
 
     def close(self) -> None:
         """Stop the worker threads (also done when the process exits)."""
