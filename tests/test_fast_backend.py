@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from conftest import run_cli
-from seqlab.kernels import fast_rnn
+from seqlab.kernels import buffers, fast_rnn, parallel
 from seqlab.models import build_model
 
 CASES = [
@@ -35,13 +35,25 @@ def _flat(final):
     return list(final) if isinstance(final, tuple) else [final]
 
 
-DRIVERS = ["compiled-loop", "python-loop"]
+DRIVERS = ["compiled-loop", "python-loop", "parts"]
+
+
+def use_parts(monkeypatch, rows: int = 2, chunk: int = 3) -> None:
+    """Run GRU and LSTM training in parts of ``rows`` rows on two threads whatever the sizes and cores,
+    with backward chunks of ``chunk`` steps (so that chunk edges fall inside short test sequences)."""
+    monkeypatch.setattr(fast_rnn, "PARTS_MIN_MACS", 0)
+    monkeypatch.setattr(fast_rnn, "PART_ROWS", rows)
+    monkeypatch.setattr(fast_rnn, "CHUNK_STEPS", chunk)
+    monkeypatch.setattr(parallel, "workers", lambda: 2)
 
 
 def use_driver(monkeypatch, driver: str) -> None:
     """Select a time-loop driver whatever the sizes."""
     monkeypatch.setattr(fast_rnn, "PYTHON_LOOP_MIN_MACS", 1 << 62 if driver == "compiled-loop" else 0)
     monkeypatch.setattr(fast_rnn, "LSTM_HANDOVER_MACS", 1 << 62)  # LSTM training stays in the loop
+    monkeypatch.setattr(fast_rnn, "PARTS_MIN_MACS", 1 << 62)
+    if driver == "parts":
+        use_parts(monkeypatch)
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
@@ -162,6 +174,81 @@ def test_fast_path_at_benchmark_size_matches_torch():
     got = torch.autograd.grad((out * g).sum(), [x, module.weight_hh_l0])
     for a, b in zip(got, ref):
         torch.testing.assert_close(a / b.abs().max(), b / b.abs().max(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [nn.GRU, nn.LSTM])
+def test_parts_match_torch_at_larger_sizes(cls, monkeypatch):
+    """Uneven parts (19 rows: 7, 6, 6), chunk edges inside the sequences, lengths, two bidirectional
+    layers and initial states; every gradient against torch.nn."""
+    monkeypatch.setattr(fast_rnn, "PARTS_MIN_MACS", 0)
+    monkeypatch.setattr(parallel, "workers", lambda: 2)
+    monkeypatch.setattr(fast_rnn, "CHUNK_STEPS", 8)
+    torch.manual_seed(7)
+    module = cls(20, 32, num_layers=2, bidirectional=True, batch_first=True)
+    B, T = 19, 45
+    assert [n for _, n in fast_rnn.part_bounds(B, 2)] == [7, 6, 6]
+    x = torch.randn(B, T, 20, requires_grad=True)
+    lengths = torch.randint(1, T + 1, (B,))
+    lengths[3] = T
+    h0 = torch.randn(4, B, 32, requires_grad=True)
+    c0 = torch.randn(4, B, 32, requires_grad=True)
+    state = (h0, c0) if cls is nn.LSTM else h0
+    calls = []
+    original = fast_rnn._Parts.apply
+    monkeypatch.setattr(fast_rnn._Parts, "apply", lambda *a: calls.append(1) or original(*a))
+    out, fin = fast_rnn.fast_forward(module, x, lengths, state)
+    assert len(calls) == 4  # two layers, two directions
+    out_ref, fin_ref = _torch_reference(module, x, lengths, state)
+    inputs = [x, h0] + ([c0] if cls is nn.LSTM else []) + list(module.parameters())
+    weights = [torch.randn_like(out)] + [torch.randn_like(f) for f in _flat(fin)]
+
+    def grads(o, f):
+        loss = (o * weights[0]).sum() + sum((a * w).sum() for a, w in zip(_flat(f), weights[1:]))
+        return torch.autograd.grad(loss, inputs)
+
+    torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-5)
+    for g, g_ref in zip(grads(out, fin), grads(out_ref, fin_ref)):
+        scale = max(1.0, g_ref.abs().max().item())
+        torch.testing.assert_close(g / scale, g_ref / scale, rtol=1e-5, atol=1e-5)
+
+
+def test_parts_keep_their_arrays_for_a_second_backward(monkeypatch):
+    """Work arrays are reused only when nothing refers to them: a graph kept with retain_graph gives
+    the same gradients twice, with other steps run in between."""
+    use_parts(monkeypatch, rows=4, chunk=5)
+    monkeypatch.setattr(buffers, "MIN_BYTES", 0)  # keep even these small arrays
+    torch.manual_seed(8)
+    for cls in (nn.GRU, nn.LSTM):
+        module = cls(6, 16, batch_first=True)
+        x = torch.randn(9, 11, 6, requires_grad=True)
+        loss = fast_rnn.fast_forward(module, x)[0].square().sum()
+        first = torch.autograd.grad(loss, [x, module.weight_hh_l0], retain_graph=True)
+        for _ in range(2):  # other steps that would take idle arrays of the same sizes
+            fast_rnn.fast_forward(module, torch.randn(9, 11, 6, requires_grad=True))[0].sum().backward()
+        second = torch.autograd.grad(loss, [x, module.weight_hh_l0])
+        for a, b in zip(first, second):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_buffers_hand_out_an_array_again_only_when_it_is_idle(monkeypatch):
+    monkeypatch.setattr(buffers, "MIN_BYTES", 0)
+    buffers.release()
+    a = buffers.empty(3, 5)
+    view = a[1:]
+    del a
+    b = buffers.empty(5, 3)  # the first array is still referred to by the view
+    assert b.data_ptr() != view.data_ptr() - 5 * 4
+    first = view.data_ptr() - 5 * 4
+    del view
+    c = buffers.empty(15)
+    assert c.data_ptr() == first  # idle again: reused
+    assert buffers.zeros(15).abs().sum() == 0
+    monkeypatch.setattr(buffers, "POOL_BYTES", 0)
+    buffers.release()
+    d = buffers.empty(15)
+    del d
+    assert not buffers._arrays  # over the limit: a plain allocation, not kept
+    buffers.release()
 
 
 def test_unsupported_inputs_fall_back_to_torch():

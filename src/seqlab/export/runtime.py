@@ -21,21 +21,13 @@ Runtime's default threading.
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from seqlab.errors import SeqlabError
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+from seqlab.kernels.parallel import usable_cores
 
 
 # Rows per part of a split batch. In GRU and LSTM classifiers at B=64, T=250, parts of 4 and 8 rows

@@ -320,3 +320,182 @@ def rnn_back_sequence(d_out, dh, w_hh, active, reverse, relu, out, dga, tmp):
             rnn_back_step(d_out[t], dh, out[t], dga[t], relu, bt)
             np.dot(dga[t, :bt], w_hh, tmp[:bt])
             dh[:bt] = tmp[:bt]
+
+
+# ----------------------------------------------------------------------------
+# Parts: rows r0 .. r0+n of a batch through a whole layer on one core.
+#
+# A part's arrays are part-major (T, n, ...) and contiguous, so the input
+# projection is one product per part; the backward sweep works in chunks of
+# a few steps and turns each chunk into dL/dx and weight-gradient updates
+# while the chunk is still in the core's cache. Parts share nothing they
+# write, so several run at once on threads (numba releases Python's lock).
+# x, out, d_out and dx are the layer's batch-first (B, T, ...) arrays.
+
+
+@njit(**JIT)
+def gather_rows(src, r0, dst):
+    """dst (T, n, K) = rows r0 .. r0+n of a batch-first src (B, T, K), part-major."""
+    for t in range(dst.shape[0]):
+        for i in range(dst.shape[1]):
+            a, b = src[r0 + i, t], dst[t, i]
+            for k in range(b.shape[0]):
+                b[k] = a[k]
+
+
+@njit(**JIT)
+def scatter_rows(src, dst, t0, r0):
+    """Steps t0 .. t0+C of rows r0 .. r0+n of a batch-first dst (B, T, K) = src (C, n, K)."""
+    for t in range(src.shape[0]):
+        for i in range(src.shape[1]):
+            a, b = src[t, i], dst[r0 + i, t0 + t]
+            for k in range(a.shape[0]):
+                b[k] = a[k]
+
+
+@njit(**JIT)
+def add_rows(acc, m):
+    """acc (R, K) += m (R, K)."""
+    for i in range(acc.shape[0]):
+        a, b = acc[i], m[i]
+        for k in range(a.shape[0]):
+            a[k] += b[k]
+
+
+@njit(**JIT)
+def add_column_sums(acc, m):
+    """acc (K,) += the column sums of m (R, K)."""
+    for i in range(m.shape[0]):
+        b = m[i]
+        for k in range(acc.shape[0]):
+            acc[k] += b[k]
+
+
+@njit(**JIT)
+def input_projection(x, r0, xp, w_ih_t, b_ih, gi):
+    """xp (T, n, F) = the part's rows of x; gi (T, n, GH) = xp W_ih^T + b_ih."""
+    gather_rows(x, r0, xp)
+    T, n, F = xp.shape
+    G = gi.shape[2]
+    gi2 = gi.reshape(T * n, G)
+    np.dot(xp.reshape(T * n, F), w_ih_t, gi2)
+    for r in range(T * n):
+        g = gi2[r]
+        for k in range(G):
+            g[k] += b_ih[k]
+
+
+@njit(**JIT)
+def chunk_gradients(xp, h_prev, w_ih, t0, t1, dgi, dgh, need_dx, dxc, dx, r0, dw_ih, dw_hh, db_ih, db_hh,
+                    tmp_ih, tmp_hh):
+    """Steps t0..t1-1 of a part: dx rows, and dW_ih, dW_hh, db_ih, db_hh accumulated."""
+    n = xp.shape[1]
+    F, H, G = xp.shape[2], h_prev.shape[2], dgh.shape[2]
+    m = (t1 - t0) * n
+    gi2 = dgi[:t1 - t0].reshape(m, G)
+    gh2 = dgh[:t1 - t0].reshape(m, G)
+    if need_dx:
+        np.dot(gi2, w_ih, dxc[:t1 - t0].reshape(m, F))
+        scatter_rows(dxc[:t1 - t0], dx, t0, r0)
+    np.dot(gi2.T, xp[t0:t1].reshape(m, F), tmp_ih)
+    add_rows(dw_ih, tmp_ih)
+    np.dot(gh2.T, h_prev[t0:t1].reshape(m, H), tmp_hh)
+    add_rows(dw_hh, tmp_hh)
+    add_column_sums(db_ih, gi2)
+    if db_hh.shape[0]:
+        add_column_sums(db_hh, gh2)
+
+
+@njit(**JIT)
+def gru_part_forward(x, r0, xp, w_ih_t, b_ih, h, w_hh_t, b_hh, active, reverse, gi, out_p, h_prev, z_s, dn_s,
+                     gh, out):
+    """One part of :func:`gru_sequence`, input projection included; its outputs go to out's rows."""
+    input_projection(x, r0, xp, w_ih_t, b_ih, gi)
+    gru_sequence(gi, h, w_hh_t, b_hh, active, reverse, out_p, h_prev, z_s, dn_s, gh)
+    scatter_rows(out_p, out, 0, r0)
+
+
+@njit(**JIT)
+def gru_part_backward(d_out, r0, dop, dh, w_hh, w_ih, active, reverse, z_s, dn_s, coef, xp, h_prev, chunk, need_dx,
+                      dx, dw_ih, dw_hh, db_ih, db_hh):
+    """One part of :func:`gru_back_sequence`, then dL/dx and the weight gradients, chunk by chunk.
+
+    dop (T, n, H) receives the part's rows of d_out; dh (n, H) holds dL/dh_n
+    on entry and dL/dh0 on exit; dw_ih, dw_hh, db_ih, db_hh (zero on entry)
+    receive this part's sums.
+    """
+    gather_rows(d_out, r0, dop)
+    T, n, H = h_prev.shape
+    G, F = coef.shape[2], xp.shape[2]
+    dgh = np.empty((chunk, n, G), np.float32)
+    dgi = np.empty((chunk, n, G), np.float32)
+    dxc = np.empty((chunk if need_dx else 0, n, F), np.float32)
+    tmp = np.empty((n, H), np.float32)
+    tmp_ih = np.empty((G, F), np.float32)
+    tmp_hh = np.empty((G, H), np.float32)
+    for c in range((T + chunk - 1) // chunk):
+        # the sweep runs against the recurrence: last chunk first for the forward direction
+        t0 = c * chunk if reverse else max(0, T - (c + 1) * chunk)
+        t1 = min(T, t0 + chunk) if reverse else T - c * chunk
+        for s in range(t1 - t0):
+            t = t0 + s if reverse else t1 - 1 - s
+            bt = active[t]
+            j = t - t0
+            if bt:
+                gru_back_step(dop[t], dh, z_s[t], dn_s[t], coef[t], dgh[j], dgi[j], bt)
+                np.dot(dgh[j, :bt], w_hh, tmp[:bt])
+                add_rows(dh[:bt], tmp[:bt])
+            dgh[j, bt:] = 0.0  # rows past their length add nothing to the chunk's products
+            dgi[j, bt:] = 0.0
+        chunk_gradients(xp, h_prev, w_ih, t0, t1, dgi, dgh, need_dx, dxc, dx, r0, dw_ih, dw_hh, db_ih, db_hh,
+                        tmp_ih, tmp_hh)
+
+
+@njit(**JIT)
+def lstm_part_forward(x, r0, xp, w_ih_t, b_ih, h, c, w_hh_t, b_hh, active, reverse, gi, out_p, h_prev, c_s,
+                      gh, out):
+    """One part of :func:`lstm_sequence`, input projection included; its outputs go to out's rows."""
+    input_projection(x, r0, xp, w_ih_t, b_ih, gi)
+    lstm_sequence(gi, h, c, w_hh_t, b_hh, active, reverse, out_p, h_prev, c_s, gh)
+    scatter_rows(out_p, out, 0, r0)
+
+
+@njit(**JIT)
+def lstm_part_backward(d_out, r0, dop, dh, dc, c0, w_hh, w_ih, active, reverse, gates, c_s, xp, h_prev, chunk,
+                       need_dx, dx, dw_ih, dw_hh, db):
+    """One part of :func:`lstm_back_sequence`, then dL/dx and the weight gradients, chunk by chunk.
+
+    dh, dc (n, H) hold dL/dh_n, dL/dc_n on entry and dL/dh0, dL/dc0 on
+    exit; c0 (n, H) is the part's initial cell. The cell before step t is
+    c_s of the step before, or c0 where a row starts. dop (T, n, H) receives
+    the part's rows of d_out.
+    """
+    gather_rows(d_out, r0, dop)
+    T, n, H = h_prev.shape
+    G, F = gates.shape[2], xp.shape[2]
+    dga = np.empty((chunk, n, G), np.float32)
+    dxc = np.empty((chunk if need_dx else 0, n, F), np.float32)
+    c_prev = np.empty((n, H), np.float32)
+    tmp_ih = np.empty((G, F), np.float32)
+    tmp_hh = np.empty((G, H), np.float32)
+    none = np.empty(0, np.float32)
+    for c in range((T + chunk - 1) // chunk):
+        t0 = c * chunk if reverse else max(0, T - (c + 1) * chunk)
+        t1 = min(T, t0 + chunk) if reverse else T - c * chunk
+        for s in range(t1 - t0):
+            t = t0 + s if reverse else t1 - 1 - s
+            bt = active[t]
+            j = t - t0
+            if bt:
+                before = t + 1 if reverse else t - 1
+                running = active[before] if 0 <= before < T else 0  # rows that also ran the step before
+                for b in range(bt):
+                    src = c_s[before, b] if b < running else c0[b]
+                    dst = c_prev[b]
+                    for k in range(H):
+                        dst[k] = src[k]
+                lstm_back_step(dop[t], dh, dc, gates[t], c_prev, c_s[t], dga[j], bt)
+                np.dot(dga[j, :bt], w_hh, dh[:bt])
+            dga[j, bt:] = 0.0
+        chunk_gradients(xp, h_prev, w_ih, t0, t1, dga, dga, need_dx, dxc, dx, r0, dw_ih, dw_hh, db, none,
+                        tmp_ih, tmp_hh)
