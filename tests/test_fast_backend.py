@@ -41,7 +41,8 @@ DRIVERS = ["compiled-loop", "python-loop", "parts"]
 def use_parts(monkeypatch, rows: int = 2, chunk: int = 3) -> None:
     """Run GRU and LSTM training in parts of ``rows`` rows on two threads whatever the sizes and cores,
     with backward chunks of ``chunk`` steps (so that chunk edges fall inside short test sequences)."""
-    monkeypatch.setattr(fast_rnn, "PARTS_MIN_MACS", 0)
+    monkeypatch.setattr(fast_rnn, "PARTS_MIN_MACS", {"gru": 0, "lstm": 0})
+    monkeypatch.setattr(fast_rnn, "PARTS_MAX_HIDDEN", {"gru": None, "lstm": None})
     monkeypatch.setattr(fast_rnn, "PART_ROWS", rows)
     monkeypatch.setattr(fast_rnn, "CHUNK_STEPS", chunk)
     monkeypatch.setattr(parallel, "workers", lambda: 2)
@@ -51,7 +52,7 @@ def use_driver(monkeypatch, driver: str) -> None:
     """Select a time-loop driver whatever the sizes."""
     monkeypatch.setattr(fast_rnn, "PYTHON_LOOP_MIN_MACS", 1 << 62 if driver == "compiled-loop" else 0)
     monkeypatch.setattr(fast_rnn, "LSTM_HANDOVER_MACS", 1 << 62)  # LSTM training stays in the loop
-    monkeypatch.setattr(fast_rnn, "PARTS_MIN_MACS", 1 << 62)
+    monkeypatch.setattr(fast_rnn, "PARTS_MIN_MACS", {})
     if driver == "parts":
         use_parts(monkeypatch)
 
@@ -180,13 +181,13 @@ def test_fast_path_at_benchmark_size_matches_torch():
 def test_parts_match_torch_at_larger_sizes(cls, monkeypatch):
     """Uneven parts (19 rows: 7, 6, 6), chunk edges inside the sequences, lengths, two bidirectional
     layers and initial states; every gradient against torch.nn."""
-    monkeypatch.setattr(fast_rnn, "PARTS_MIN_MACS", 0)
+    monkeypatch.setattr(fast_rnn, "PARTS_MIN_MACS", {"gru": 0, "lstm": 0})
     monkeypatch.setattr(parallel, "workers", lambda: 2)
     monkeypatch.setattr(fast_rnn, "CHUNK_STEPS", 8)
     torch.manual_seed(7)
     module = cls(20, 32, num_layers=2, bidirectional=True, batch_first=True)
     B, T = 19, 45
-    assert [n for _, n in fast_rnn.part_bounds(B, 2)] == [7, 6, 6]
+    assert [n for _, n in fast_rnn.part_bounds(B, 2, fast_rnn.part_rows(32))] == [7, 6, 6]
     x = torch.randn(B, T, 20, requires_grad=True)
     lengths = torch.randint(1, T + 1, (B,))
     lengths[3] = T

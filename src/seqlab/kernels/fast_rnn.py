@@ -209,30 +209,46 @@ class _Layer(torch.autograd.Function):
         return (None, None, None, None, dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh)
 
 
-# Rows per part when a batch is cut into parts that run on the cores at once (_Parts).
+# Rows per part when a batch is cut into parts that run on the cores at once (_Parts), for H up to 45;
+# above, H * H / 2048 rows, so that each row of a part reuses a similar share of W_hh per step (training at
+# T=100, F=64: parts of 8 rows best at H=64-128, of 32 rows at H=256, where 8 were 0.74x the step loop).
 PART_ROWS = 8
 # Steps per chunk of a part's backward sweep: a chunk's gradients become dL/dx
-# and weight-gradient updates while they are still in cache.
+# and weight-gradient updates while they are still in cache (B=64, T=250,
+# H=128: chunks of 8-64 steps within 10% of each other; the whole sequence
+# at once was 1.6x slower).
 CHUNK_STEPS = 32
+# Training runs in parts when at least two cores are free, the batch makes at least two parts, and a
+# step's recurrent product has at least this many multiply-adds (B * G*H * H); LSTMs also need H at
+# most PARTS_MAX_HIDDEN. Measured at T=100, F=64 against the step loop (GRU) or torch's oneDNN LSTM
+# (benchmarks/fast_backend_parts.py): GRU parts 0.96x at B=32, H=128 (below the threshold) and
+# 1.25-1.5x at B=64, H=128 and B=256, H=64; LSTM parts 0.5-0.6x at B=32-64, H=64-128 below the
+# threshold, 1.1-1.3x at B=64, H=128, B=128, H=96-128 and B=256, H=64, and 0.6-0.9x at H=256 whatever
+# the part size.
+PARTS_MIN_MACS = {"gru": 1 << 21, "lstm": 1 << 22}
+PARTS_MAX_HIDDEN = {"gru": None, "lstm": 128}
 
 
-def part_bounds(B: int, n_workers: int) -> list[tuple[int, int]]:
-    """(first row, rows) of each part: at least ``n_workers`` parts of about PART_ROWS rows, sizes within one."""
-    P = min(B, max(n_workers, -(-B // PART_ROWS)))
+def part_rows(H: int) -> int:
+    """Rows per part for hidden size H."""
+    return max(PART_ROWS, H * H // 2048)
+
+
+def part_bounds(B: int, n_workers: int, rows: int) -> list[tuple[int, int]]:
+    """(first row, rows) of each part: at least ``n_workers`` parts of about ``rows`` rows, sizes within one."""
+    P = min(B, max(n_workers, -(-B // rows)))
     sizes = [B // P + (p < B % P) for p in range(P)]
     starts = np.cumsum([0] + sizes[:-1])
     return [(int(r0), n) for r0, n in zip(starts, sizes)]
 
 
-# Training runs in parts (_Parts) when at least two cores are free and a step's recurrent product has
-# at least this many multiply-adds (B * G*H * H).
-PARTS_MIN_MACS = 1 << 20
-
-
 def use_parts(mode: str, B: int, H: int) -> bool:
-    """Whether a training step of this layer runs in parts on several cores."""
-    return (mode in ("gru", "lstm") and B >= 2 * PART_ROWS and B * GATES[mode] * H * H >= PARTS_MIN_MACS
-            and parallel.workers() >= 2)
+    """Whether a training step of this layer runs in parts on several cores (see PARTS_MIN_MACS)."""
+    if mode not in PARTS_MIN_MACS or parallel.workers() < 2:
+        return False
+    limit = PARTS_MAX_HIDDEN[mode]
+    return (B >= 2 * part_rows(H) and B * GATES[mode] * H * H >= PARTS_MIN_MACS[mode]
+            and (limit is None or H <= limit))
 
 
 class _Parts(torch.autograd.Function):
@@ -254,7 +270,7 @@ class _Parts(torch.autograd.Function):
         G = GATES[mode]
         a = active.numpy()
         n_workers = parallel.workers()
-        bounds = part_bounds(B, n_workers)
+        bounds = part_bounds(B, n_workers, part_rows(H))
         alloc = buffers.empty if int(a.min()) == B else buffers.zeros  # padded positions must read as zero
         with torch.no_grad():
             xp, gi = buffers.empty(T * B, F), buffers.empty(T * B, G * H)
