@@ -386,11 +386,25 @@ def input_projection(x, r0, xp, w_ih_t, b_ih, gi):
 
 
 @njit(**JIT)
-def chunk_gradients(xp, h_prev, w_ih, t0, t1, dgi, dgh, need_dx, dxc, dx, r0, dw_ih, dw_hh, db_ih, db_hh,
-                    tmp_ih, tmp_hh):
-    """Steps t0..t1-1 of a part: dx rows, and dW_ih, dW_hh, db_ih, db_hh accumulated."""
-    n = xp.shape[1]
-    F, H, G = xp.shape[2], h_prev.shape[2], dgh.shape[2]
+def add_outer(acc, g, h):
+    """acc (G, H) += g (G,) outer h (H,)."""
+    for k in range(acc.shape[0]):
+        a, gk = acc[k], g[k]
+        for j in range(acc.shape[1]):
+            a[j] += gk * h[j]
+
+
+@njit(**JIT)
+def chunk_gradients(xp, out_p, w_ih, reverse, t0, t1, dgi, dgh, need_dx, dxc, dx, r0, dw_ih, dw_hh, db_ih,
+                    db_hh, tmp_ih, tmp_hh):
+    """Steps t0..t1-1 of a part: dx rows, and dW_ih, dW_hh, db_ih, db_hh accumulated.
+
+    The state before step t is the output of the step before it (out_p is
+    zero past each row's length); where a row starts from h0 instead, the
+    caller adds that term (:func:`add_start_terms`).
+    """
+    T, n, F = xp.shape
+    H, G = out_p.shape[2], dgh.shape[2]
     m = (t1 - t0) * n
     gi2 = dgi[:t1 - t0].reshape(m, G)
     gh2 = dgh[:t1 - t0].reshape(m, G)
@@ -399,33 +413,59 @@ def chunk_gradients(xp, h_prev, w_ih, t0, t1, dgi, dgh, need_dx, dxc, dx, r0, dw
         scatter_rows(dxc[:t1 - t0], dx, t0, r0)
     np.dot(gi2.T, xp[t0:t1].reshape(m, F), tmp_ih)
     add_rows(dw_ih, tmp_ih)
-    np.dot(gh2.T, h_prev[t0:t1].reshape(m, H), tmp_hh)
-    add_rows(dw_hh, tmp_hh)
+    if reverse:  # steps a..b-1 follow steps a+1..b
+        a, b = t0, min(t1, T - 1)
+    else:  # steps a..b-1 follow steps a-1..b-2
+        a, b = max(t0, 1), t1
+    if b > a:
+        rows = (b - a) * n
+        before = out_p[a + 1:b + 1] if reverse else out_p[a - 1:b - 1]
+        np.dot(dgh[a - t0:b - t0].reshape(rows, G).T, before.reshape(rows, H), tmp_hh)
+        add_rows(dw_hh, tmp_hh)
     add_column_sums(db_ih, gi2)
     if db_hh.shape[0]:
         add_column_sums(db_hh, gh2)
 
 
 @njit(**JIT)
-def gru_part_forward(x, r0, xp, w_ih_t, b_ih, h, w_hh_t, b_hh, active, reverse, gi, out_p, h_prev, z_s, dn_s,
-                     gh, out):
-    """One part of :func:`gru_sequence`, input projection included; its outputs go to out's rows."""
+def rows_started(active, t, reverse):
+    """Rows of step t that also ran the step before it; the rest of the first active[t] start at t."""
+    T = active.shape[0]
+    before = t + 1 if reverse else t - 1
+    return active[before] if 0 <= before < T else 0
+
+
+@njit(**JIT)
+def gru_part_forward(x, r0, xp, w_ih_t, b_ih, h, w_hh_t, b_hh, active, reverse, gi, out_p, z_s, dn_s, gh,
+                     out):
+    """One part of :func:`gru_sequence`, input projection included; its outputs go to out's rows.
+
+    The state before each step is not stored: the backward pass reads it
+    from out_p.
+    """
     input_projection(x, r0, xp, w_ih_t, b_ih, gi)
-    gru_sequence(gi, h, w_hh_t, b_hh, active, reverse, out_p, h_prev, z_s, dn_s, gh)
+    T = gi.shape[0]
+    h_prev = np.empty_like(h)
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        bt = active[t]
+        if bt:
+            np.dot(h[:bt], w_hh_t, gh[:bt])
+            gru_step(gi[t], gh, b_hh, h, out_p[t], h_prev, z_s[t], dn_s[t], bt)
     scatter_rows(out_p, out, 0, r0)
 
 
 @njit(**JIT)
-def gru_part_backward(d_out, r0, dop, dh, w_hh, w_ih, active, reverse, z_s, dn_s, coef, xp, h_prev, chunk, need_dx,
-                      dx, dw_ih, dw_hh, db_ih, db_hh):
+def gru_part_backward(d_out, r0, dop, dh, h0, w_hh, w_ih, active, reverse, z_s, dn_s, coef, xp, out_p, chunk,
+                      need_dx, dx, dw_ih, dw_hh, db_ih, db_hh):
     """One part of :func:`gru_back_sequence`, then dL/dx and the weight gradients, chunk by chunk.
 
     dop (T, n, H) receives the part's rows of d_out; dh (n, H) holds dL/dh_n
-    on entry and dL/dh0 on exit; dw_ih, dw_hh, db_ih, db_hh (zero on entry)
-    receive this part's sums.
+    on entry and dL/dh0 on exit; h0 (n, H) is the part's initial state;
+    dw_ih, dw_hh, db_ih, db_hh (zero on entry) receive this part's sums.
     """
     gather_rows(d_out, r0, dop)
-    T, n, H = h_prev.shape
+    T, n, H = out_p.shape
     G, F = coef.shape[2], xp.shape[2]
     dgh = np.empty((chunk, n, G), np.float32)
     dgi = np.empty((chunk, n, G), np.float32)
@@ -445,33 +485,41 @@ def gru_part_backward(d_out, r0, dop, dh, w_hh, w_ih, active, reverse, z_s, dn_s
                 gru_back_step(dop[t], dh, z_s[t], dn_s[t], coef[t], dgh[j], dgi[j], bt)
                 np.dot(dgh[j, :bt], w_hh, tmp[:bt])
                 add_rows(dh[:bt], tmp[:bt])
+                for b in range(rows_started(active, t, reverse), bt):
+                    add_outer(dw_hh, dgh[j, b], h0[b])
             dgh[j, bt:] = 0.0  # rows past their length add nothing to the chunk's products
             dgi[j, bt:] = 0.0
-        chunk_gradients(xp, h_prev, w_ih, t0, t1, dgi, dgh, need_dx, dxc, dx, r0, dw_ih, dw_hh, db_ih, db_hh,
-                        tmp_ih, tmp_hh)
+        chunk_gradients(xp, out_p, w_ih, reverse, t0, t1, dgi, dgh, need_dx, dxc, dx, r0, dw_ih, dw_hh, db_ih,
+                        db_hh, tmp_ih, tmp_hh)
 
 
 @njit(**JIT)
-def lstm_part_forward(x, r0, xp, w_ih_t, b_ih, h, c, w_hh_t, b_hh, active, reverse, gi, out_p, h_prev, c_s,
-                      gh, out):
+def lstm_part_forward(x, r0, xp, w_ih_t, b_ih, h, c, w_hh_t, b_hh, active, reverse, gi, out_p, c_s, gh, out):
     """One part of :func:`lstm_sequence`, input projection included; its outputs go to out's rows."""
     input_projection(x, r0, xp, w_ih_t, b_ih, gi)
-    lstm_sequence(gi, h, c, w_hh_t, b_hh, active, reverse, out_p, h_prev, c_s, gh)
+    T = gi.shape[0]
+    h_prev = np.empty_like(h)
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        bt = active[t]
+        if bt:
+            np.dot(h[:bt], w_hh_t, gh[:bt])
+            lstm_step(gi[t], gh, b_hh, h, c, out_p[t], h_prev, c_s[t], bt)
     scatter_rows(out_p, out, 0, r0)
 
 
 @njit(**JIT)
-def lstm_part_backward(d_out, r0, dop, dh, dc, c0, w_hh, w_ih, active, reverse, gates, c_s, xp, h_prev, chunk,
-                       need_dx, dx, dw_ih, dw_hh, db):
+def lstm_part_backward(d_out, r0, dop, dh, dc, h0, c0, w_hh, w_ih, active, reverse, gates, c_s, xp, out_p,
+                       chunk, need_dx, dx, dw_ih, dw_hh, db):
     """One part of :func:`lstm_back_sequence`, then dL/dx and the weight gradients, chunk by chunk.
 
     dh, dc (n, H) hold dL/dh_n, dL/dc_n on entry and dL/dh0, dL/dc0 on
-    exit; c0 (n, H) is the part's initial cell. The cell before step t is
-    c_s of the step before, or c0 where a row starts. dop (T, n, H) receives
-    the part's rows of d_out.
+    exit; h0, c0 (n, H) are the part's initial state. The cell before step t
+    is c_s of the step before, or c0 where a row starts. dop (T, n, H)
+    receives the part's rows of d_out.
     """
     gather_rows(d_out, r0, dop)
-    T, n, H = h_prev.shape
+    T, n, H = out_p.shape
     G, F = gates.shape[2], xp.shape[2]
     dga = np.empty((chunk, n, G), np.float32)
     dxc = np.empty((chunk if need_dx else 0, n, F), np.float32)
@@ -487,15 +535,33 @@ def lstm_part_backward(d_out, r0, dop, dh, dc, c0, w_hh, w_ih, active, reverse, 
             bt = active[t]
             j = t - t0
             if bt:
+                running = rows_started(active, t, reverse)
                 before = t + 1 if reverse else t - 1
-                running = active[before] if 0 <= before < T else 0  # rows that also ran the step before
                 for b in range(bt):
                     src = c_s[before, b] if b < running else c0[b]
                     dst = c_prev[b]
                     for k in range(H):
                         dst[k] = src[k]
                 lstm_back_step(dop[t], dh, dc, gates[t], c_prev, c_s[t], dga[j], bt)
+                for b in range(running, bt):
+                    add_outer(dw_hh, dga[j, b], h0[b])
                 np.dot(dga[j, :bt], w_hh, dh[:bt])
             dga[j, bt:] = 0.0
-        chunk_gradients(xp, h_prev, w_ih, t0, t1, dga, dga, need_dx, dxc, dx, r0, dw_ih, dw_hh, db, none,
+        chunk_gradients(xp, out_p, w_ih, reverse, t0, t1, dga, dga, need_dx, dxc, dx, r0, dw_ih, dw_hh, db, none,
                         tmp_ih, tmp_hh)
+
+
+@njit(**JIT)
+def gru_part_infer(x, r0, xp, w_ih_t, b_ih, h, w_hh_t, b_hh, active, reverse, gi, gh, out):
+    """:func:`gru_part_forward` without what the backward pass needs (inference)."""
+    input_projection(x, r0, xp, w_ih_t, b_ih, gi)
+    T, n = gi.shape[0], gi.shape[1]
+    out_p = np.zeros((T, n, h.shape[1]), np.float32)
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        bt = active[t]
+        if bt:
+            np.dot(h[:bt], w_hh_t, gh[:bt])
+            gru_step_infer(gi[t], gh, b_hh, h, out_p[t], bt)
+    scatter_rows(out_p, out, 0, r0)
+
