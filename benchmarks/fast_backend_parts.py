@@ -13,6 +13,11 @@
   kernel); the LSTM sizes around the hand-over show where it pays.
 - ``lengths``: LSTM training on variable lengths (T/2..T), torch on a packed
   sequence against the step loop (such batches are not handed over).
+- ``parts``: training (GRU, LSTM) and inference (GRU) with the batch in
+  parts on the cores at once, against the same step without parts (the step
+  loop, or torch's oneDNN LSTM where the backend hands over) and torch.nn, on
+  a grid of batch and hidden sizes; the thresholds in ``fast_rnn``
+  (``PARTS_MIN_MACS``, ``PARTS_MAX_HIDDEN``, ``part_rows``) come from it.
 
 Medians of alternating runs in one process.
 """
@@ -126,15 +131,61 @@ def variable_lengths(repeats: int) -> None:
               f"seqlab_ms={results['seqlab'] * 1e3:.1f} speedup={results['torch'] / results['seqlab']:.2f}", flush=True)
 
 
+def parts(repeats: int) -> None:
+    """With and without the batch in parts, training and GRU inference, across sizes."""
+    default = dict(fast_rnn.PARTS_MIN_MACS), dict(fast_rnn.PARTS_MAX_HIDDEN)
+    forced = {"gru": 0, "lstm": 0}, {"gru": None, "lstm": None}
+
+    def run(module, x, setting, train):
+        fast_rnn.PARTS_MIN_MACS, fast_rnn.PARTS_MAX_HIDDEN = setting
+        try:
+            if train:
+                fast_rnn.fast_forward(module, x)[0].sum().backward()
+            else:
+                with torch.no_grad():
+                    fast_rnn.fast_forward(module, x)
+        finally:
+            fast_rnn.PARTS_MIN_MACS, fast_rnn.PARTS_MAX_HIDDEN = default
+
+    def run_torch(module, x, train):
+        if train:
+            module(x)[0].sum().backward()
+        else:
+            with torch.no_grad():
+                module(x)
+
+    sizes = [(B, 100, 64, H) for B, H in ((16, 128), (32, 64), (32, 128), (64, 64), (64, 128), (128, 64),
+                                           (128, 128), (256, 64), (32, 256), (64, 256))] + [(64, 250, 90, 128)]
+    for cls, train in ((nn.GRU, True), (nn.LSTM, True), (nn.GRU, False)):
+        for B, T, F, H in sizes:
+            torch.manual_seed(0)
+            module = cls(F, H, batch_first=True)
+            x = torch.randn(B, T, F, requires_grad=train)
+            mode = cls.__name__.lower()
+            used = fast_rnn.use_parts(mode, B, T, H, train)
+            results = timed({"torch": lambda: run_torch(module, x, train),
+                             "no_parts": lambda: run(module, x, ({}, default[1]), train),
+                             "parts": lambda: run(module, x, forced, train)}, repeats)
+            print(f"case=parts_{mode}_{'train' if train else 'infer'}_B{B}_T{T}_F{F}_H{H} "
+                  f"torch_ms={results['torch'] * 1e3:.1f} no_parts_ms={results['no_parts'] * 1e3:.1f} "
+                  f"parts_ms={results['parts'] * 1e3:.1f} "
+                  f"parts_speedup={results['no_parts'] / results['parts']:.2f} "
+                  f"default={'parts' if used else 'no_parts'}", flush=True)
+
+
+SECTIONS = {"gate_step": gate_steps, "padded_product": padded_product, "train": training_steps,
+            "lengths": variable_lengths, "parts": parts}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument("--only", choices=sorted(SECTIONS), action="append",
+                        help="run only this section (may be given more than once)")
     args = parser.parse_args()
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads; medians of {args.repeats}")
-    gate_steps(args.repeats)
-    padded_product(args.repeats)
-    training_steps(args.repeats)
-    variable_lengths(args.repeats)
+    for name in args.only or SECTIONS:
+        SECTIONS[name](args.repeats)
 
 
 if __name__ == "__main__":

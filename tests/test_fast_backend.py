@@ -42,7 +42,9 @@ def use_parts(monkeypatch, rows: int = 2, chunk: int = 3) -> None:
     """Run GRU and LSTM training in parts of ``rows`` rows on two threads whatever the sizes and cores,
     with backward chunks of ``chunk`` steps (so that chunk edges fall inside short test sequences)."""
     monkeypatch.setattr(fast_rnn, "PARTS_MIN_MACS", {"gru": 0, "lstm": 0})
+    monkeypatch.setattr(fast_rnn, "PARTS_MIN_BATCH", {"gru": 0, "lstm": 0})
     monkeypatch.setattr(fast_rnn, "PARTS_MAX_HIDDEN", {"gru": None, "lstm": None})
+    monkeypatch.setattr(fast_rnn, "INFER_PARTS_MIN_MACS", 0)
     monkeypatch.setattr(fast_rnn, "PART_ROWS", rows)
     monkeypatch.setattr(fast_rnn, "CHUNK_STEPS", chunk)
     monkeypatch.setattr(parallel, "workers", lambda: 2)
@@ -182,6 +184,7 @@ def test_parts_match_torch_at_larger_sizes(cls, monkeypatch):
     """Uneven parts (19 rows: 7, 6, 6), chunk edges inside the sequences, lengths, two bidirectional
     layers and initial states; every gradient against torch.nn."""
     monkeypatch.setattr(fast_rnn, "PARTS_MIN_MACS", {"gru": 0, "lstm": 0})
+    monkeypatch.setattr(fast_rnn, "PARTS_MIN_BATCH", {"gru": 0, "lstm": 0})
     monkeypatch.setattr(parallel, "workers", lambda: 2)
     monkeypatch.setattr(fast_rnn, "CHUNK_STEPS", 8)
     torch.manual_seed(7)
@@ -211,6 +214,25 @@ def test_parts_match_torch_at_larger_sizes(cls, monkeypatch):
     for g, g_ref in zip(grads(out, fin), grads(out_ref, fin_ref)):
         scale = max(1.0, g_ref.abs().max().item())
         torch.testing.assert_close(g / scale, g_ref / scale, rtol=1e-5, atol=1e-5)
+
+
+def test_parts_need_two_cores_and_enough_work(monkeypatch):
+    monkeypatch.setattr(parallel, "workers", lambda: 2)
+    assert fast_rnn.use_parts("gru", 64, 250, 128)  # the benchmark's training step
+    assert fast_rnn.use_parts("lstm", 64, 250, 128)
+    assert fast_rnn.use_parts("gru", 64, 250, 128, training=False)
+    assert not fast_rnn.use_parts("lstm", 64, 250, 128, training=False)  # oneDNN's kernel is faster
+    assert not fast_rnn.use_parts("gru", 8, 250, 128)  # small batches keep the compiled loop
+    assert not fast_rnn.use_parts("rnn", 64, 250, 128)
+    monkeypatch.setattr(parallel, "workers", lambda: 1)
+    assert not fast_rnn.use_parts("gru", 64, 250, 128)
+    monkeypatch.undo()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # the user's thread setting caps the workers
+        assert parallel.workers() == 1
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_parts_keep_their_arrays_for_a_second_backward(monkeypatch):

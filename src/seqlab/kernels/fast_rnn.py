@@ -209,7 +209,7 @@ class _Layer(torch.autograd.Function):
         return (None, None, None, None, dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh)
 
 
-# Rows per part when a batch is cut into parts that run on the cores at once (_Parts), for H up to 45;
+# Rows per part when a batch is cut into parts that run on the cores at once (_Parts), for H up to 128;
 # above, H * H / 2048 rows, so that each row of a part reuses a similar share of W_hh per step (training at
 # T=100, F=64: parts of 8 rows best at H=64-128, of 32 rows at H=256, where 8 were 0.74x the step loop).
 PART_ROWS = 8
@@ -218,15 +218,21 @@ PART_ROWS = 8
 # H=128: chunks of 8-64 steps within 10% of each other; the whole sequence
 # at once was 1.6x slower).
 CHUNK_STEPS = 32
-# Training runs in parts when at least two cores are free, the batch makes at least two parts, and a
-# step's recurrent product has at least this many multiply-adds (B * G*H * H); LSTMs also need H at
-# most PARTS_MAX_HIDDEN. Measured at T=100, F=64 against the step loop (GRU) or torch's oneDNN LSTM
-# (benchmarks/fast_backend_parts.py): GRU parts 0.96x at B=32, H=128 (below the threshold) and
-# 1.25-1.5x at B=64, H=128 and B=256, H=64; LSTM parts 0.5-0.6x at B=32-64, H=64-128 below the
-# threshold, 1.1-1.3x at B=64, H=128, B=128, H=96-128 and B=256, H=64, and 0.6-0.9x at H=256 whatever
-# the part size.
-PARTS_MIN_MACS = {"gru": 1 << 21, "lstm": 1 << 22}
+# When a layer runs in parts: at least two usable cores, and for training a batch of at least
+# PARTS_MIN_BATCH rows (and two parts), a per-step recurrent product of at least PARTS_MIN_MACS
+# multiply-adds (B * G*H * H) and H at most PARTS_MAX_HIDDEN. From benchmarks/fast_backend_parts.py
+# (`parts` cases, T=100, F=64, against the same step without parts; BENCHMARKS.md):
+# - GRU: 1.27-1.46x from B=64 at H=64-128 and 1.24x at B=64, H=256; 0.85-1.03x at B=16-32.
+# - LSTM (without parts: torch's oneDNN kernel): 1.18-1.28x from B=64 with B * 4H * H >= 2^21 up to
+#   H=128; 0.54-0.62x below that (B=16-64, H=64-128) and 0.84x at B=64, H=256.
+# Inference runs in parts for GRU only, from INFER_PARTS_MIN_MACS multiply-adds over the whole sequence
+# (B * T * 3H * H) up to H=128: 1.10-1.51x there, 0.78-0.96x on smaller work and at H=256; LSTM
+# inference in parts was 0.70-0.82x torch's oneDNN kernel.
+PARTS_MIN_BATCH = {"gru": 32, "lstm": 64}
+PARTS_MIN_MACS = {"gru": 1 << 19, "lstm": 1 << 21}
 PARTS_MAX_HIDDEN = {"gru": None, "lstm": 128}
+INFER_PARTS_MIN_MACS = 1 << 29
+INFER_PARTS_MAX_HIDDEN = 128
 
 
 def part_rows(H: int) -> int:
@@ -242,17 +248,14 @@ def part_bounds(B: int, n_workers: int, rows: int) -> list[tuple[int, int]]:
     return [(int(r0), n) for r0, n in zip(starts, sizes)]
 
 
-def use_parts(mode: str, B: int, H: int, training: bool = True) -> bool:
-    """Whether a layer runs in parts on several cores (see PARTS_MIN_MACS).
-
-    Inference runs in parts for GRU only: a forward pass at B=64, T=250,
-    H=128 took 22 ms in parts against 29 for the step loop (torch.nn 46),
-    while LSTM inference in parts was 0.70-0.82x torch's oneDNN kernel.
-    """
-    if mode not in PARTS_MIN_MACS or parallel.workers() < 2 or (not training and mode != "gru"):
+def use_parts(mode: str, B: int, T: int, H: int, training: bool = True) -> bool:
+    """Whether a layer runs in parts on several cores (see PARTS_MIN_MACS)."""
+    if mode not in PARTS_MIN_MACS or parallel.workers() < 2:
         return False
+    if not training:
+        return mode == "gru" and H <= INFER_PARTS_MAX_HIDDEN and B * T * 3 * H * H >= INFER_PARTS_MIN_MACS
     limit = PARTS_MAX_HIDDEN[mode]
-    return (B >= 2 * part_rows(H) and B * GATES[mode] * H * H >= PARTS_MIN_MACS[mode]
+    return (B >= max(PARTS_MIN_BATCH[mode], 2 * part_rows(H)) and B * GATES[mode] * H * H >= PARTS_MIN_MACS[mode]
             and (limit is None or H <= limit))
 
 
@@ -485,7 +488,7 @@ def fast_forward(
     if lengths is not None and int(lengths.min()) == x.shape[1]:
         lengths = None  # every sequence runs the whole length: a full batch
     wants_grad = _wants_grad(module, x, state)
-    parts = use_parts(mode, x.shape[0], module.hidden_size, wants_grad)
+    parts = use_parts(mode, x.shape[0], x.shape[1], module.hidden_size, wants_grad)
     if mode == "lstm" and lengths is None and not parts and (
             not wants_grad or x.shape[0] * 4 * module.hidden_size ** 2 >= LSTM_HANDOVER_MACS):
         # A full batch: torch runs oneDNN's fused LSTM kernel, faster on CPU than a step loop here
