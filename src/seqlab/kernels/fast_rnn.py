@@ -350,7 +350,9 @@ class _Parts(torch.autograd.Function):
         if d_out is None:
             d_out = buffers.zeros(B, T, H)
         elif not d_out.is_contiguous():  # e.g. the expanded gradient of a sum
-            d_out = buffers.empty(B, T, H).copy_(d_out)
+            copy = buffers.empty(B, T, H)
+            np.copyto(_np(copy), _np(d_out))  # one thread: torch's would leave its pool spinning (_all_finite)
+            d_out = copy
         dop = buffers.empty(T * B, H)
         dh = (d_hn.clone() if d_hn is not None else xp.new_zeros(B, H)).contiguous()
         dx = buffers.empty(B, T, F) if wanted[4] else xp.new_empty(0, 0, 0)
@@ -466,9 +468,22 @@ def check_inputs(module: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor | No
         for name, s in zip(("h0", "c0"), state if isinstance(state, tuple) else (state,)):
             if tuple(s.shape) != expected:
                 raise ValueError(f"expected {name} of shape {expected}, got {tuple(s.shape)}")
-    low, high = torch.aminmax(x.detach())  # NaN propagates; about 15x faster than isfinite(x).all()
-    if not (math.isfinite(float(low)) and math.isfinite(float(high))):
+    if not _all_finite(x):
         raise ValueError("x contains NaN or Inf; expected finite values")
+
+
+def _all_finite(x: torch.Tensor) -> bool:
+    """Whether x holds no NaN or Inf: its minimum and maximum are finite (NaN propagates through both).
+
+    On CPU NumPy's single-threaded reductions do it, about 10x faster than
+    ``isfinite(x).all()``, and without starting torch's thread pool, whose
+    threads would keep spinning on the cores the next step's parts need.
+    """
+    if x.device.type == "cpu":
+        n = x.detach().numpy()
+        return bool(np.isfinite(n.min()) and np.isfinite(n.max()))
+    low, high = torch.aminmax(x.detach())
+    return math.isfinite(float(low)) and math.isfinite(float(high))
 
 
 def fast_forward(
