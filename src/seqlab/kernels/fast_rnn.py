@@ -223,15 +223,16 @@ CHUNK_STEPS = 32
 # When a layer runs in parts: at least two usable cores, and for training a batch of at least
 # PARTS_MIN_BATCH rows (and two parts), a per-step recurrent product of at least PARTS_MIN_MACS
 # multiply-adds (B * G*H * H) and H at most PARTS_MAX_HIDDEN. From benchmarks/fast_backend_parts.py
-# (`parts` cases, T=100, F=64, against the same step without parts; BENCHMARKS.md):
-# - GRU: 1.27-1.46x from B=64 at H=64-128 and 1.24x at B=64, H=256; 0.85-1.03x at B=16-32.
-# - LSTM (without parts: torch's oneDNN kernel): 1.18-1.28x from B=64 with B * 4H * H >= 2^21 up to
-#   H=128; 0.54-0.62x below that (B=16-64, H=64-128) and 0.84x at B=64, H=256.
+# (`parts` cases, T=100, F=64, against the same step without parts, four runs; BENCHMARKS.md):
+# - GRU: 1.3-1.9x at B=128, H=128 and B=256, H=64, 0.9-1.4x at B=64, H=128 and 1.1-1.2x at B=64,
+#   H=256; below 2^21 multiply-adds the runs disagree (B=64, H=64: 0.72-1.29x; B=32, H=128: 0.79-1.06x).
+# - LSTM (without parts: torch's oneDNN kernel): 1.0-1.3x from B=64 with B * 4H * H >= 2^21 up to
+#   H=128; 0.54-1.14x below that (B=16-64, H=64-128) and 0.74-0.86x at B=64, H=256.
 # Inference runs in parts for GRU only, from INFER_PARTS_MIN_MACS multiply-adds over the whole sequence
-# (B * T * 3H * H) up to H=128: 1.10-1.51x there, 0.78-0.96x on smaller work and at H=256; LSTM
-# inference in parts was 0.70-0.82x torch's oneDNN kernel.
+# (B * T * 3H * H) up to H=128: 1.10-1.52x there, 0.78-1.07x on less work and at H=256; LSTM inference
+# in parts was 0.70-0.82x torch's oneDNN kernel.
 PARTS_MIN_BATCH = {"gru": 32, "lstm": 64}
-PARTS_MIN_MACS = {"gru": 1 << 19, "lstm": 1 << 21}
+PARTS_MIN_MACS = {"gru": 1 << 21, "lstm": 1 << 21}
 PARTS_MAX_HIDDEN = {"gru": None, "lstm": 128}
 INFER_PARTS_MIN_MACS = 1 << 29
 INFER_PARTS_MAX_HIDDEN = 128
