@@ -315,13 +315,21 @@ def test_zoo_models_give_the_same_numbers_on_both_backends(name):
     torch.testing.assert_close(fast(x, lengths), plain(x, lengths), rtol=1e-5, atol=1e-6)
 
 
-def test_fast_backend_trains_digits_to_the_same_accuracy(tmp_path, capsys):
+def test_fast_backend_trains_digits_to_the_same_accuracy(tmp_path, capsys, monkeypatch):
+    """Batches of 64 with H=128 train in parts (two threads, even on one core); the smaller last batch
+    of an epoch runs in the step loop."""
+    monkeypatch.setattr(parallel, "workers", lambda: 2)
+    calls = []
+    original = fast_rnn._Parts.apply
+    monkeypatch.setattr(fast_rnn._Parts, "apply", lambda *a: calls.append(1) or original(*a))
     accuracies = {}
     for backend in ("torch", "fast"):
         out = tmp_path / backend
         status, _, err = run_cli(capsys, "train", "--data", "digits", "--model", "gru", "--epochs", "8",
-                                 "--hidden-size", "64", "--set", f"model.backend={backend}", "--quiet", "--out", out)
+                                 "--hidden-size", "128", "--batch-size", "64", "--set", f"model.backend={backend}",
+                                 "--quiet", "--out", out)
         assert status == 0, err
         accuracies[backend] = json.loads((out / "metrics.json").read_text())["test"]["accuracy"]
+    assert calls
     assert accuracies["fast"] >= 0.9
     assert abs(accuracies["fast"] - accuracies["torch"]) <= 0.02
