@@ -428,6 +428,17 @@ def chunk_gradients(xp, out_p, w_ih, reverse, t0, t1, dgi, dgh, need_dx, dxc, dx
 
 
 @njit(**JIT)
+def sweep_chunk(c, chunk, T, reverse):
+    """Steps t0..t1-1 of the c-th chunk of a backward sweep, which runs against the recurrence: from
+    step T-1 for the forward direction, from step 0 for the reverse one."""
+    if reverse:
+        t0 = c * chunk
+        return t0, min(T, t0 + chunk)
+    t1 = T - c * chunk
+    return max(0, t1 - chunk), t1
+
+
+@njit(**JIT)
 def rows_started(active, t, reverse):
     """Rows of step t that also ran the step before it; the rest of the first active[t] start at t."""
     T = active.shape[0]
@@ -474,9 +485,7 @@ def gru_part_backward(d_out, r0, dop, dh, h0, w_hh, w_ih, active, reverse, z_s, 
     tmp_ih = np.empty((G, F), np.float32)
     tmp_hh = np.empty((G, H), np.float32)
     for c in range((T + chunk - 1) // chunk):
-        # the sweep runs against the recurrence: last chunk first for the forward direction
-        t0 = c * chunk if reverse else max(0, T - (c + 1) * chunk)
-        t1 = min(T, t0 + chunk) if reverse else T - c * chunk
+        t0, t1 = sweep_chunk(c, chunk, T, reverse)
         for s in range(t1 - t0):
             t = t0 + s if reverse else t1 - 1 - s
             bt = active[t]
@@ -528,8 +537,7 @@ def lstm_part_backward(d_out, r0, dop, dh, dc, h0, c0, w_hh, w_ih, active, rever
     tmp_hh = np.empty((G, H), np.float32)
     none = np.empty(0, np.float32)
     for c in range((T + chunk - 1) // chunk):
-        t0 = c * chunk if reverse else max(0, T - (c + 1) * chunk)
-        t1 = min(T, t0 + chunk) if reverse else T - c * chunk
+        t0, t1 = sweep_chunk(c, chunk, T, reverse)
         for s in range(t1 - t0):
             t = t0 + s if reverse else t1 - 1 - s
             bt = active[t]
