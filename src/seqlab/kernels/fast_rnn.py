@@ -367,6 +367,7 @@ class _Parts(torch.autograd.Function):
         if ctx.mode == "lstm":
             dc = (d_cn.clone() if d_cn is not None and d_cn.numel() else xp.new_zeros(B, H)).contiguous()
             gates, c_s, c0 = saved
+            n_c0 = _np(c0.contiguous())
         else:
             z_s, dn_s, coef = saved
         tasks = []
@@ -381,7 +382,7 @@ class _Parts(torch.autograd.Function):
                               _np(db_hh[p])))
             else:
                 tasks.append((K.lstm_part_backward, n_do, r0, part(dop), _np(dh)[rows], _np(dc)[rows], n_h0[rows],
-                              _np(c0.contiguous())[rows], w_hh_n, w_ih_n, act, ctx.reverse, part(gates),
+                              n_c0[rows], w_hh_n, w_ih_n, act, ctx.reverse, part(gates),
                               part(c_s), part(xp), part(out_p), CHUNK_STEPS, bool(wanted[4]), n_dx,
                               _np(dw_ih[p]), _np(dw_hh[p]), _np(db_ih[p])))
         parallel.run_parts(tasks, ctx.n_workers)
