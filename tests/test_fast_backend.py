@@ -235,6 +235,17 @@ def test_parts_need_two_cores_and_enough_work(monkeypatch):
         torch.set_num_threads(threads)
 
 
+@pytest.mark.parametrize("driver", ["python-loop", "parts"])
+def test_second_derivatives_are_refused(driver, monkeypatch):
+    """The backward pass runs outside autograd, so differentiating it again is an error, not silent zeros."""
+    use_driver(monkeypatch, driver)
+    module = nn.GRU(3, 8, batch_first=True)
+    x = torch.randn(6, 4, 3, requires_grad=True)
+    (g,) = torch.autograd.grad(fast_rnn.fast_forward(module, x)[0].square().sum(), [x], create_graph=True)
+    with pytest.raises(RuntimeError, match="marked with @once_differentiable"):
+        g.sum().backward()
+
+
 def test_parts_keep_their_arrays_for_a_second_backward(monkeypatch):
     """Work arrays are reused only when nothing refers to them: a graph kept with retain_graph gives
     the same gradients twice, with other steps run in between."""

@@ -23,6 +23,7 @@ import math
 import numpy as np
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from seqlab.kernels import cpu_kernels as K
 from seqlab.kernels import buffers, parallel
@@ -142,6 +143,7 @@ class _Layer(torch.autograd.Function):
         return out, h, c
 
     @staticmethod
+    @once_differentiable  # computed outside autograd: a second derivative is an error, not zeros
     def backward(ctx, d_out, d_hn, d_cn):
         active, x, w_ih, w_hh, out, h_prev, *saved = ctx.saved_tensors
         T, B, F = x.shape
@@ -341,6 +343,7 @@ class _Parts(torch.autograd.Function):
         return out, h, c
 
     @staticmethod
+    @once_differentiable  # computed outside autograd: a second derivative is an error, not zeros
     def backward(ctx, d_out, d_hn, d_cn):
         active, xp, w_ih, w_hh, out_p, h0, *saved = ctx.saved_tensors
         B = sum(n for _, n in ctx.bounds)
