@@ -246,6 +246,20 @@ def test_second_derivatives_are_refused(driver, monkeypatch):
         g.sum().backward()
 
 
+def test_run_parts_runs_every_task_and_raises_the_first_error():
+    done = []
+
+    def task(i):
+        done.append(i)
+        if i in (2, 5):
+            raise ValueError(f"part {i}")
+
+    with pytest.raises(ValueError, match="part 2|part 5"):
+        parallel.run_parts([(task, i) for i in range(8)], 2)
+    assert sorted(done) == list(range(8))  # the other parts still finished
+    parallel.run_parts([(task, 0)], 3)  # one task: no helper thread needed
+
+
 def test_parts_keep_their_arrays_for_a_second_backward(monkeypatch):
     """Work arrays are reused only when nothing refers to them: a graph kept with retain_graph gives
     the same gradients twice, with other steps run in between."""

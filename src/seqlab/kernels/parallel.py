@@ -54,10 +54,26 @@ def _one_blas_thread():
 
 
 def run_parts(tasks: list[tuple], n_workers: int) -> None:
-    """Run ``(function, *args)`` tasks, ``n_workers`` at a time, in the order given; re-raise any error."""
-    pool = _executor(n_workers)
+    """Run ``(function, *args)`` tasks in the order given, ``n_workers`` at a time; re-raise the first error.
+
+    The calling thread runs tasks too, with ``n_workers - 1`` helper threads:
+    it is already running, while a sleeping helper can take milliseconds to
+    wake. Every thread takes the next task from one shared iterator.
+    """
+    pending = iter(tasks)  # next() on a list iterator is atomic under Python's lock
+    errors: list[BaseException] = []
+
+    def drain() -> None:
+        for fn, *args in pending:
+            try:
+                fn(*args)
+            except BaseException as error:  # the other parts still finish: they write into shared arrays
+                errors.append(error)
+
+    helpers = min(n_workers, len(tasks)) - 1
     with _one_blas_thread():
-        futures = [pool.submit(fn, *args) for fn, *args in tasks]
-        wait(futures)  # every part finishes before an error is raised: they write into shared arrays
-    for future in futures:
-        future.result()
+        futures = [_executor(helpers).submit(drain) for _ in range(helpers)] if helpers > 0 else []
+        drain()
+        wait(futures)
+    if errors:
+        raise errors[0]
