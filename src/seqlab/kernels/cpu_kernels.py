@@ -8,13 +8,15 @@ rational approximation accurate to about 3e-7; libm's would not
 vectorise). Every quantity the backward pass needs is written during the
 forward step, so a backward step is one fused pass plus one product.
 
-Two drivers share these step functions: ``*_sequence`` runs the whole time
-loop in compiled code (no per-step Python cost: best for small batches and
-hidden sizes), and :mod:`seqlab.kernels.fast_rnn` calls the step functions
-from Python around ``torch.mm`` (best for large products, which then use
-torch's BLAS threads).
+Three drivers share these step functions: ``*_sequence`` runs the whole
+time loop in compiled code (no per-step Python cost: best for small batches
+and hidden sizes); :mod:`seqlab.kernels.fast_rnn` calls the step functions
+from Python around ``torch.mm`` (large products, which then use torch's
+BLAS threads); and ``*_part_*`` run a whole layer for a part of the batch,
+several parts at once on threads (large batches; see "Parts" below).
 
-Conventions: arrays are float32, C-contiguous, time-major (T, B, ...); the
+Conventions: arrays are float32, C-contiguous, time-major (T, B, ...) (the
+part kernels' x, out, d_out and dx are batch-first); the
 batch is sorted by length, longest first, so the sequences still running at
 step t are the first ``active[t]`` rows, and rows past it are neither read
 nor written (``pack_padded_sequence`` semantics). Symbols: T steps,

@@ -8,8 +8,14 @@ gradients are again single large products
 trains as usual around it. Parameters are the ``torch.nn`` module's own
 (``weight_ih_l0`` ...), so switching backend changes no state_dict.
 
-Full-length LSTM batches go to the module itself, where torch runs oneDNN's
-fused LSTM kernel: always for inference, and for training from
+Large batches of GRU and LSTM layers run in parts instead (:class:`_Parts`):
+the batch is cut into parts of a few rows, and each part runs its input
+projection, its time loop and its weight-gradient products on one core, all
+parts at once (:mod:`seqlab.kernels.parallel`); when is measured beside
+``PARTS_MIN_MACS``.
+
+Other full-length LSTM batches go to the module itself, where torch runs
+oneDNN's fused LSTM kernel: always for inference, and for training from
 ``LSTM_HANDOVER_MACS``; the measurements are beside that constant.
 
 Symbols: B batch, T steps, F input features, H hidden size, G gates,
