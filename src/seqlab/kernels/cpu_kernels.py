@@ -325,32 +325,35 @@ def rnn_back_sequence(d_out, dh, w_hh, active, reverse, relu, out, dga, tmp):
 
 
 # ----------------------------------------------------------------------------
-# Parts: rows r0 .. r0+n of a batch through a whole layer on one core.
+# Parts: some rows of a batch through a whole layer on one core.
 #
 # A part's arrays are part-major (T, n, ...) and contiguous, so the input
 # projection is one product per part; the backward sweep works in chunks of
 # a few steps and turns each chunk into dL/dx and weight-gradient updates
 # while the chunk is still in the core's cache. Parts share nothing they
 # write, so several run at once on threads (numba releases Python's lock).
-# x, out, d_out and dx are the layer's batch-first (B, T, ...) arrays.
+# x, out, d_out and dx are the layer's batch-first (B, T, ...) arrays in the
+# caller's row order; ``rows`` (n,) names the part's rows in them, longest
+# sequence first, and a part's arrays may hold fewer steps than x (the
+# steps up to its longest sequence).
 
 
 @njit(**JIT)
-def gather_rows(src, r0, dst):
-    """dst (T, n, K) = rows r0 .. r0+n of a batch-first src (B, T, K), part-major."""
+def gather_rows(src, rows, dst):
+    """dst (T, n, K) = the rows ``rows`` (n,) of a batch-first src (B, T, K), part-major: steps 0..T-1."""
     for t in range(dst.shape[0]):
         for i in range(dst.shape[1]):
-            a, b = src[r0 + i, t], dst[t, i]
+            a, b = src[rows[i], t], dst[t, i]
             for k in range(b.shape[0]):
                 b[k] = a[k]
 
 
 @njit(**JIT)
-def scatter_rows(src, dst, t0, r0):
-    """Steps t0 .. t0+C of rows r0 .. r0+n of a batch-first dst (B, T, K) = src (C, n, K)."""
+def scatter_rows(src, dst, t0, rows):
+    """Steps t0 .. t0+C of the rows ``rows`` (n,) of a batch-first dst (B, T, K) = src (C, n, K)."""
     for t in range(src.shape[0]):
         for i in range(src.shape[1]):
-            a, b = src[t, i], dst[r0 + i, t0 + t]
+            a, b = src[t, i], dst[rows[i], t0 + t]
             for k in range(a.shape[0]):
                 b[k] = a[k]
 
@@ -374,9 +377,9 @@ def add_column_sums(acc, m):
 
 
 @njit(**JIT)
-def input_projection(x, r0, xp, w_ih_t, b_ih, gi):
+def input_projection(x, rows, xp, w_ih_t, b_ih, gi):
     """xp (T, n, F) = the part's rows of x; gi (T, n, GH) = xp W_ih^T + b_ih."""
-    gather_rows(x, r0, xp)
+    gather_rows(x, rows, xp)
     T, n, F = xp.shape
     G = gi.shape[2]
     gi2 = gi.reshape(T * n, G)
@@ -397,7 +400,7 @@ def add_outer(acc, g, h):
 
 
 @njit(**JIT)
-def chunk_gradients(xp, out_p, w_ih, reverse, t0, t1, dgi, dgh, need_dx, dxc, dx, r0, dw_ih, dw_hh, db_ih,
+def chunk_gradients(xp, out_p, w_ih, reverse, t0, t1, dgi, dgh, need_dx, dxc, dx, rows, dw_ih, dw_hh, db_ih,
                     db_hh, tmp_ih, tmp_hh):
     """Steps t0..t1-1 of a part: dx rows, and dW_ih, dW_hh, db_ih, db_hh accumulated.
 
@@ -412,7 +415,7 @@ def chunk_gradients(xp, out_p, w_ih, reverse, t0, t1, dgi, dgh, need_dx, dxc, dx
     gh2 = dgh[:t1 - t0].reshape(m, G)
     if need_dx:
         np.dot(gi2, w_ih, dxc[:t1 - t0].reshape(m, F))
-        scatter_rows(dxc[:t1 - t0], dx, t0, r0)
+        scatter_rows(dxc[:t1 - t0], dx, t0, rows)
     np.dot(gi2.T, xp[t0:t1].reshape(m, F), tmp_ih)
     add_rows(dw_ih, tmp_ih)
     if reverse:  # steps a..b-1 follow steps a+1..b
@@ -420,9 +423,9 @@ def chunk_gradients(xp, out_p, w_ih, reverse, t0, t1, dgi, dgh, need_dx, dxc, dx
     else:  # steps a..b-1 follow steps a-1..b-2
         a, b = max(t0, 1), t1
     if b > a:
-        rows = (b - a) * n
+        k = (b - a) * n
         before = out_p[a + 1:b + 1] if reverse else out_p[a - 1:b - 1]
-        np.dot(dgh[a - t0:b - t0].reshape(rows, G).T, before.reshape(rows, H), tmp_hh)
+        np.dot(dgh[a - t0:b - t0].reshape(k, G).T, before.reshape(k, H), tmp_hh)
         add_rows(dw_hh, tmp_hh)
     add_column_sums(db_ih, gi2)
     if db_hh.shape[0]:
@@ -449,14 +452,14 @@ def rows_started(active, t, reverse):
 
 
 @njit(**JIT)
-def gru_part_forward(x, r0, xp, w_ih_t, b_ih, h, w_hh_t, b_hh, active, reverse, gi, out_p, z_s, dn_s, gh,
+def gru_part_forward(x, rows, xp, w_ih_t, b_ih, h, w_hh_t, b_hh, active, reverse, gi, out_p, z_s, dn_s, gh,
                      out):
     """One part of :func:`gru_sequence`, input projection included; its outputs go to out's rows.
 
     The state before each step is not stored: the backward pass reads it
     from out_p.
     """
-    input_projection(x, r0, xp, w_ih_t, b_ih, gi)
+    input_projection(x, rows, xp, w_ih_t, b_ih, gi)
     T = gi.shape[0]
     h_prev = np.empty_like(h)
     for s in range(T):
@@ -465,11 +468,11 @@ def gru_part_forward(x, r0, xp, w_ih_t, b_ih, h, w_hh_t, b_hh, active, reverse, 
         if bt:
             np.dot(h[:bt], w_hh_t, gh[:bt])
             gru_step(gi[t], gh, b_hh, h, out_p[t], h_prev, z_s[t], dn_s[t], bt)
-    scatter_rows(out_p, out, 0, r0)
+    scatter_rows(out_p, out, 0, rows)
 
 
 @njit(**JIT)
-def gru_part_backward(d_out, r0, dop, dh, h0, w_hh, w_ih, active, reverse, z_s, dn_s, coef, xp, out_p, chunk,
+def gru_part_backward(d_out, rows, dop, dh, h0, w_hh, w_ih, active, reverse, z_s, dn_s, coef, xp, out_p, chunk,
                       need_dx, dx, dw_ih, dw_hh, db_ih, db_hh):
     """One part of :func:`gru_back_sequence`, then dL/dx and the weight gradients, chunk by chunk.
 
@@ -477,7 +480,7 @@ def gru_part_backward(d_out, r0, dop, dh, h0, w_hh, w_ih, active, reverse, z_s, 
     on entry and dL/dh0 on exit; h0 (n, H) is the part's initial state;
     dw_ih, dw_hh, db_ih, db_hh (zero on entry) receive this part's sums.
     """
-    gather_rows(d_out, r0, dop)
+    gather_rows(d_out, rows, dop)
     T, n, H = out_p.shape
     G, F = coef.shape[2], xp.shape[2]
     dgh = np.empty((chunk, n, G), np.float32)
@@ -500,14 +503,14 @@ def gru_part_backward(d_out, r0, dop, dh, h0, w_hh, w_ih, active, reverse, z_s, 
                     add_outer(dw_hh, dgh[j, b], h0[b])
             dgh[j, bt:] = 0.0  # rows past their length add nothing to the chunk's products
             dgi[j, bt:] = 0.0
-        chunk_gradients(xp, out_p, w_ih, reverse, t0, t1, dgi, dgh, need_dx, dxc, dx, r0, dw_ih, dw_hh, db_ih,
+        chunk_gradients(xp, out_p, w_ih, reverse, t0, t1, dgi, dgh, need_dx, dxc, dx, rows, dw_ih, dw_hh, db_ih,
                         db_hh, tmp_ih, tmp_hh)
 
 
 @njit(**JIT)
-def lstm_part_forward(x, r0, xp, w_ih_t, b_ih, h, c, w_hh_t, b_hh, active, reverse, gi, out_p, c_s, gh, out):
+def lstm_part_forward(x, rows, xp, w_ih_t, b_ih, h, c, w_hh_t, b_hh, active, reverse, gi, out_p, c_s, gh, out):
     """One part of :func:`lstm_sequence`, input projection included; its outputs go to out's rows."""
-    input_projection(x, r0, xp, w_ih_t, b_ih, gi)
+    input_projection(x, rows, xp, w_ih_t, b_ih, gi)
     T = gi.shape[0]
     h_prev = np.empty_like(h)
     for s in range(T):
@@ -516,11 +519,11 @@ def lstm_part_forward(x, r0, xp, w_ih_t, b_ih, h, c, w_hh_t, b_hh, active, rever
         if bt:
             np.dot(h[:bt], w_hh_t, gh[:bt])
             lstm_step(gi[t], gh, b_hh, h, c, out_p[t], h_prev, c_s[t], bt)
-    scatter_rows(out_p, out, 0, r0)
+    scatter_rows(out_p, out, 0, rows)
 
 
 @njit(**JIT)
-def lstm_part_backward(d_out, r0, dop, dh, dc, h0, c0, w_hh, w_ih, active, reverse, gates, c_s, xp, out_p,
+def lstm_part_backward(d_out, rows, dop, dh, dc, h0, c0, w_hh, w_ih, active, reverse, gates, c_s, xp, out_p,
                        chunk, need_dx, dx, dw_ih, dw_hh, db):
     """One part of :func:`lstm_back_sequence`, then dL/dx and the weight gradients, chunk by chunk.
 
@@ -529,7 +532,7 @@ def lstm_part_backward(d_out, r0, dop, dh, dc, h0, c0, w_hh, w_ih, active, rever
     is c_s of the step before, or c0 where a row starts. dop (T, n, H)
     receives the part's rows of d_out.
     """
-    gather_rows(d_out, r0, dop)
+    gather_rows(d_out, rows, dop)
     T, n, H = out_p.shape
     G, F = gates.shape[2], xp.shape[2]
     dga = np.empty((chunk, n, G), np.float32)
@@ -557,14 +560,14 @@ def lstm_part_backward(d_out, r0, dop, dh, dc, h0, c0, w_hh, w_ih, active, rever
                     add_outer(dw_hh, dga[j, b], h0[b])
                 np.dot(dga[j, :bt], w_hh, dh[:bt])
             dga[j, bt:] = 0.0
-        chunk_gradients(xp, out_p, w_ih, reverse, t0, t1, dga, dga, need_dx, dxc, dx, r0, dw_ih, dw_hh, db, none,
+        chunk_gradients(xp, out_p, w_ih, reverse, t0, t1, dga, dga, need_dx, dxc, dx, rows, dw_ih, dw_hh, db, none,
                         tmp_ih, tmp_hh)
 
 
 @njit(**JIT)
-def gru_part_infer(x, r0, xp, w_ih_t, b_ih, h, w_hh_t, b_hh, active, reverse, gi, gh, out):
+def gru_part_infer(x, rows, xp, w_ih_t, b_ih, h, w_hh_t, b_hh, active, reverse, gi, gh, out):
     """:func:`gru_part_forward` without what the backward pass needs (inference)."""
-    input_projection(x, r0, xp, w_ih_t, b_ih, gi)
+    input_projection(x, rows, xp, w_ih_t, b_ih, gi)
     T, n = gi.shape[0], gi.shape[1]
     out_p = np.zeros((T, n, h.shape[1]), np.float32)
     for s in range(T):
@@ -573,5 +576,5 @@ def gru_part_infer(x, r0, xp, w_ih_t, b_ih, h, w_hh_t, b_hh, active, reverse, gi
         if bt:
             np.dot(h[:bt], w_hh_t, gh[:bt])
             gru_step_infer(gi[t], gh, b_hh, h, out_p[t], bt)
-    scatter_rows(out_p, out, 0, r0)
+    scatter_rows(out_p, out, 0, rows)
 

@@ -270,55 +270,72 @@ def use_parts(mode: str, B: int, T: int, H: int, training: bool = True) -> bool:
             and (limit is None or H <= limit))
 
 
-def _run_forward_parts(mode, reverse, a, x, h0, c0, w_ih, w_hh, b_ih, b_hh, xp, bounds, n_workers, task):
-    """Run a layer's forward pass in parts; ``task`` builds each part's call. Returns (out, h_n, c_n)."""
+def _part_views(T: int, r0: int, n: int, steps: int):
+    """A function giving part (r0, n)'s first ``steps`` steps of a flat part-major (T * B, ...) tensor."""
+    return lambda t: _np(t)[T * r0:T * (r0 + n)].reshape(T, n, -1)[:steps]
+
+
+def _run_forward_parts(mode, reverse, a, order, x, h0, c0, w_ih, w_hh, b_ih, b_hh, xp, bounds, n_workers, task):
+    """Run a layer's forward pass in parts; ``task`` builds each part's call. Returns (out, h_n, c_n).
+
+    ``a`` (T,) counts the rows still running at each step and ``order`` (B,)
+    lists the rows of x longest first; h0, c0 and the returned states are in
+    that order, out in x's.
+    """
     B, T, _ = x.shape
     G, H = GATES[mode], w_hh.shape[1]
-    out, gh = buffers.empty(B, T, H), x.new_empty(B, G * H)
+    out = (buffers.empty if int(a.min()) == B else buffers.zeros)(B, T, H)  # zero past each length
+    gh = x.new_empty(B, G * H)
     h = h0.clone()
     c = c0.clone() if mode == "lstm" else h0.new_zeros(0)
     w_ih_t, w_hh_t = _np(w_ih).T, _np(w_hh.t().contiguous())
     tasks = []
     for r0, n in bounds:
+        act = np.clip(a - r0, 0, n)
+        steps = int(np.count_nonzero(act))  # up to the part's longest sequence
+        part = _part_views(T, r0, n, steps)
         rows = slice(r0, r0 + n)
-        part = lambda t: _np(t)[T * r0:T * (r0 + n)].reshape(T, n, -1)  # noqa: E731
-        inputs = (_np(x), r0, part(xp), w_ih_t, _np(b_ih))
-        recurrence = (w_hh_t, _np(b_hh), np.clip(a - r0, 0, n), reverse)
-        tasks.append(task(r0, n, part, inputs, _np(h)[rows], _np(c)[rows] if c.numel() else None, recurrence)
+        inputs = (_np(x), order[rows], part(xp), w_ih_t, _np(b_ih))
+        recurrence = (w_hh_t, _np(b_hh), act[:steps], reverse)
+        tasks.append(task(part, inputs, _np(h)[rows], _np(c)[rows] if c.numel() else None, recurrence)
                      + (_np(gh)[rows], _np(out)))
     parallel.run_parts(tasks, n_workers)
     return out, h, c
 
 
-def _infer_parts(mode, relu, reverse, active, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
-    """GRU forward only, in parts (batch-first, like :class:`_Parts`), keeping nothing for a backward pass."""
+def _infer_parts(mode, reverse, active, order, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    """GRU forward only, in parts (like :class:`_Parts`), keeping nothing for a backward pass."""
     B, T, F = x.shape
     H = w_hh.shape[1]
     n_workers = parallel.workers()
     bounds = part_bounds(B, n_workers, part_rows(H))
     xp, gi = buffers.empty(T * B, F), buffers.empty(T * B, GATES[mode] * H)
 
-    def task(r0, n, part, inputs, h, c, recurrence):
+    def task(part, inputs, h, c, recurrence):
         return (K.gru_part_infer, *inputs, h, *recurrence, part(gi))
 
-    return _run_forward_parts(mode, reverse, active.numpy(), x, h0, c0, w_ih, w_hh, b_ih, b_hh, xp, bounds,
-                              n_workers, task)
+    return _run_forward_parts(mode, reverse, active.numpy(), order.numpy(), x, h0, c0, w_ih, w_hh, b_ih, b_hh, xp,
+                              bounds, n_workers, task)
 
 
 class _Parts(torch.autograd.Function):
     """One GRU or LSTM layer and direction, the batch cut into parts that run on threads, one core each.
 
-    (x (B, T, F), h0, c0, weights) -> (out (B, T, H), h_n, c_n): batch-first,
-    unlike :class:`_Layer`, so a model's input and output need no transposed
-    copies. Each part runs its input projection, its whole time loop and, in
-    the backward pass, its weight-gradient products by itself, so the cores
-    do not meet once per step. The part arrays are part-major and flat
-    (T * B, ...): part (r0, n) holds rows T * r0 .. T * (r0 + n). Work arrays
-    come from :mod:`seqlab.kernels.buffers`.
+    (active, order, x (B, T, F), h0, c0, weights) -> (out (B, T, H), h_n, c_n):
+    batch-first, unlike :class:`_Layer`, and x and out stay in the caller's
+    row order, so a model's input and output need neither transposed nor
+    sorted copies. ``order`` (B,) lists the rows longest first, the order of
+    the parts' rows and of h0, c0, h_n and c_n; ``active`` (T,) counts the
+    rows still running at each step. Each part runs its input projection,
+    its time loop and, in the backward pass, its weight-gradient products by
+    itself, up to its longest sequence, so the cores do not meet once per
+    step. The part arrays are part-major and flat (T * B, ...): part (r0, n)
+    holds rows T * r0 .. T * (r0 + n). Work arrays come from
+    :mod:`seqlab.kernels.buffers`.
     """
 
     @staticmethod
-    def forward(ctx, mode, relu, reverse, active, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    def forward(ctx, mode, reverse, active, order, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         B, T, F = x.shape
         H = w_hh.shape[1]
         G = GATES[mode]
@@ -336,27 +353,28 @@ class _Parts(torch.autograd.Function):
                 c_s = alloc(T * B, H)
                 saved = (gi, c_s, c0)
 
-            def task(r0, n, part, inputs, h, c, recurrence):
+            def task(part, inputs, h, c, recurrence):
                 if mode == "gru":
                     return (K.gru_part_forward, *inputs, h, *recurrence, part(gi), part(out_p), part(z_s),
                             part(dn_s))
                 return (K.lstm_part_forward, *inputs, h, c, *recurrence, part(gi), part(out_p), part(c_s))
 
-            out, h, c = _run_forward_parts(mode, reverse, a, x, h0, c0, w_ih, w_hh, b_ih, b_hh, xp, bounds,
-                                           n_workers, task)
+            out, h, c = _run_forward_parts(mode, reverse, a, order.numpy(), x, h0, c0, w_ih, w_hh, b_ih, b_hh, xp,
+                                           bounds, n_workers, task)
         ctx.mode, ctx.reverse, ctx.bounds, ctx.n_workers = mode, reverse, bounds, n_workers
-        ctx.save_for_backward(active, xp, w_ih, w_hh, out_p, h0, *saved)
+        ctx.save_for_backward(active, order, xp, w_ih, w_hh, out_p, h0, *saved)
         return out, h, c
 
     @staticmethod
     @once_differentiable  # computed outside autograd: a second derivative is an error, not zeros
     def backward(ctx, d_out, d_hn, d_cn):
-        active, xp, w_ih, w_hh, out_p, h0, *saved = ctx.saved_tensors
+        active, order, xp, w_ih, w_hh, out_p, h0, *saved = ctx.saved_tensors
         B = sum(n for _, n in ctx.bounds)
         T, F, H = xp.shape[0] // B, xp.shape[1], w_hh.shape[1]
         G = GATES[ctx.mode]
-        a = active.numpy()
-        wanted = ctx.needs_input_grad  # (.., x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+        a, n_order = active.numpy(), order.numpy()
+        full = int(a.min()) == B
+        wanted = ctx.needs_input_grad  # (mode, reverse, active, order, x, h0, c0, w_ih, w_hh, b_ih, b_hh)
         if d_out is None:
             d_out = buffers.zeros(B, T, H)
         elif not d_out.is_contiguous():  # e.g. the expanded gradient of a sum
@@ -365,7 +383,8 @@ class _Parts(torch.autograd.Function):
             d_out = copy
         dop = buffers.empty(T * B, H)
         dh = (d_hn.clone() if d_hn is not None else xp.new_zeros(B, H)).contiguous()
-        dx = buffers.empty(B, T, F) if wanted[4] else xp.new_empty(0, 0, 0)
+        # dL/dx is zero past each length, where no part writes
+        dx = (buffers.empty if full else buffers.zeros)(B, T, F) if wanted[4] else xp.new_empty(0, 0, 0)
         P = len(ctx.bounds)
         dw_ih, dw_hh = xp.new_zeros(P, G * H, F), xp.new_zeros(P, G * H, H)
         db_ih = xp.new_zeros(P, G * H)
@@ -382,23 +401,65 @@ class _Parts(torch.autograd.Function):
         tasks = []
         for p, (r0, n) in enumerate(ctx.bounds):
             act = np.clip(a - r0, 0, n)
-            part = lambda t: _np(t)[T * r0:T * (r0 + n)].reshape(T, n, -1)  # noqa: E731
+            steps = int(np.count_nonzero(act))  # up to the part's longest sequence
+            part = _part_views(T, r0, n, steps)
             rows = slice(r0, r0 + n)
+            common = (n_do, n_order[rows], part(dop), _np(dh)[rows])
             if ctx.mode == "gru":
-                tasks.append((K.gru_part_backward, n_do, r0, part(dop), _np(dh)[rows], n_h0[rows], w_hh_n, w_ih_n,
-                              act, ctx.reverse, part(z_s), part(dn_s), part(coef), part(xp), part(out_p), CHUNK_STEPS,
+                tasks.append((K.gru_part_backward, *common, n_h0[rows], w_hh_n, w_ih_n, act[:steps], ctx.reverse,
+                              part(z_s), part(dn_s), part(coef), part(xp), part(out_p), CHUNK_STEPS,
                               bool(wanted[4]), n_dx, _np(dw_ih[p]), _np(dw_hh[p]), _np(db_ih[p]),
                               _np(db_hh[p])))
             else:
-                tasks.append((K.lstm_part_backward, n_do, r0, part(dop), _np(dh)[rows], _np(dc)[rows], n_h0[rows],
-                              n_c0[rows], w_hh_n, w_ih_n, act, ctx.reverse, part(gates),
-                              part(c_s), part(xp), part(out_p), CHUNK_STEPS, bool(wanted[4]), n_dx,
-                              _np(dw_ih[p]), _np(dw_hh[p]), _np(db_ih[p])))
+                tasks.append((K.lstm_part_backward, *common, _np(dc)[rows], n_h0[rows], n_c0[rows], w_hh_n, w_ih_n,
+                              act[:steps], ctx.reverse, part(gates), part(c_s), part(xp), part(out_p),
+                              CHUNK_STEPS, bool(wanted[4]), n_dx, _np(dw_ih[p]), _np(dw_hh[p]), _np(db_ih[p])))
         parallel.run_parts(tasks, ctx.n_workers)
         db_ih = db_ih.sum(0)
         db_hh = db_hh.sum(0) if db_hh is not None else db_ih.clone()
         return (None, None, None, None, dx if wanted[4] else None, dh, dc, dw_ih.sum(0), dw_hh.sum(0),
                 db_ih, db_hh)
+
+
+def _forward_parts(module: nn.RNNBase, mode: str, x, lengths, state, wants_grad: bool):
+    """:func:`fast_forward` for layers that run in parts: x and the outputs keep the caller's row order."""
+    B, T, _ = x.shape
+    L, D, H = module.num_layers, 2 if module.bidirectional else 1, module.hidden_size
+    if lengths is None:
+        order = torch.arange(B)
+        active = torch.full((T,), B, dtype=torch.int64)
+    else:
+        sorted_lengths, order = torch.sort(lengths.cpu(), descending=True, stable=True)
+        active = (sorted_lengths[None, :] > torch.arange(T)[:, None]).sum(dim=1)  # (T,)
+    if state is None:
+        h0 = c0 = x.new_zeros(L * D, B, H)
+    else:
+        h0, c0 = state if mode == "lstm" else (state, x.new_zeros(L * D, B, H))
+        h0, c0 = h0[:, order], c0[:, order]  # the parts' row order
+    run_layer = _Parts.apply if wants_grad else _infer_parts
+    layer_input = x.contiguous()  # (B, T, F)
+    h_n, c_n = [], []
+    for layer in range(L):
+        outputs = []
+        for d in range(D):
+            suffix = f"_l{layer}" + ("_reverse" if d else "")
+            k = layer * D + d
+            out, h, c = run_layer(
+                mode, bool(d), active, order, layer_input, h0[k].contiguous(), c0[k].contiguous(),
+                getattr(module, f"weight_ih{suffix}"), getattr(module, f"weight_hh{suffix}"),
+                getattr(module, f"bias_ih{suffix}"), getattr(module, f"bias_hh{suffix}"),
+            )
+            outputs.append(out)
+            h_n.append(h)
+            c_n.append(c)
+        layer_input = outputs[0] if D == 1 else torch.cat(outputs, dim=2)  # (B, T, D*H)
+        if module.dropout and module.training and layer < L - 1:
+            layer_input = nn.functional.dropout(layer_input, module.dropout, training=True)
+    inverse = torch.argsort(order)
+    h_n = torch.stack(h_n)[:, inverse]  # (L*D, B, H)
+    if mode != "lstm":
+        return layer_input, h_n
+    return layer_input, (h_n, torch.stack(c_n)[:, inverse])
 
 
 # Products whose narrow side is a multiple of PAD columns run faster in MKL
@@ -522,6 +583,8 @@ def fast_forward(
         # A full batch: torch runs oneDNN's fused LSTM kernel, faster on CPU than a step loop here
         # for inference at every size and for training from LSTM_HANDOVER_MACS.
         return module(x, state)
+    if parts:
+        return _forward_parts(module, mode, x, lengths, state, wants_grad)
     relu = mode == "rnn" and module.nonlinearity == "relu"
     B, T, _ = x.shape
     L, D, H = module.num_layers, 2 if module.bidirectional else 1, module.hidden_size
@@ -539,12 +602,8 @@ def fast_forward(
         h0, c0 = state if mode == "lstm" else (state, x.new_zeros(L * D, B, H))
         if order is not None:
             h0, c0 = h0[:, order], c0[:, order]
-    # _Parts works batch-first, the other drivers time-major
-    layer_input = x.contiguous() if parts else x.transpose(0, 1).contiguous()  # (B, T, F) | (T, B, F)
-    if parts:
-        run_layer = _Parts.apply if wants_grad else _infer_parts
-    else:
-        run_layer = _Layer.apply if wants_grad else _infer
+    layer_input = x.transpose(0, 1).contiguous()  # (T, B, F)
+    run_layer = _Layer.apply if wants_grad else _infer
     h_n, c_n = [], []
     for layer in range(L):
         outputs = []
@@ -559,10 +618,10 @@ def fast_forward(
             outputs.append(out)
             h_n.append(h)
             c_n.append(c)
-        layer_input = outputs[0] if D == 1 else torch.cat(outputs, dim=2)  # (.., .., D*H)
+        layer_input = outputs[0] if D == 1 else torch.cat(outputs, dim=2)  # (T, B, D*H)
         if module.dropout and module.training and layer < L - 1:
             layer_input = nn.functional.dropout(layer_input, module.dropout, training=True)
-    output = layer_input if parts else layer_input.transpose(0, 1)  # (B, T, D*H)
+    output = layer_input.transpose(0, 1)  # (B, T, D*H)
     h_n = torch.stack(h_n)  # (L*D, B, H)
     if order is not None:
         inverse = torch.argsort(order)
