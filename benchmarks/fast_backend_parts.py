@@ -11,8 +11,9 @@
   ``torch.nn``: seqlab as it runs by default and with the step loop forced
   (for LSTMs from ``LSTM_HANDOVER_MACS`` the default is torch's own oneDNN
   kernel); the LSTM sizes around the hand-over show where it pays.
-- ``lengths``: LSTM training on variable lengths (T/2..T), torch on a packed
-  sequence against the step loop (such batches are not handed over).
+- ``lengths``: training on variable lengths (T/2..T), torch on a packed
+  sequence against seqlab (such batches are not handed over), and seqlab on
+  the same batch at full length for scale.
 - ``parts``: training (GRU, LSTM) and inference (GRU) with the batch in
   parts on the cores at once, against the same step without parts (the step
   loop, or torch's oneDNN LSTM where the backend hands over) and torch.nn, on
@@ -115,10 +116,13 @@ def training_steps(repeats: int) -> None:
 
 
 def variable_lengths(repeats: int) -> None:
-    """LSTM training on a batch of lengths T/2..T: torch on a packed sequence against the step loop."""
-    for B, T, F, H in ((8, 100, 32, 64), (32, 100, 64, 128), (16, 100, 64, 256), (64, 250, 90, 128)):
+    """Training on a batch of lengths T/2..T: torch on a packed sequence against seqlab, and seqlab on the
+    same batch at full length for scale."""
+    cases = [(nn.LSTM, 8, 100, 32, 64), (nn.LSTM, 32, 100, 64, 128), (nn.LSTM, 16, 100, 64, 256),
+             (nn.LSTM, 64, 250, 90, 128), (nn.GRU, 64, 250, 90, 128)]
+    for cls, B, T, F, H in cases:
         torch.manual_seed(0)
-        module = nn.LSTM(F, H, batch_first=True)
+        module = cls(F, H, batch_first=True)
         x = torch.randn(B, T, F, requires_grad=True)
         lengths = torch.randint(T // 2, T + 1, (B,))
 
@@ -127,9 +131,11 @@ def variable_lengths(repeats: int) -> None:
             pad_packed_sequence(module(packed)[0], batch_first=True, total_length=T)[0].sum().backward()
 
         results = timed({"torch": run_torch,
-                         "seqlab": lambda: fast_rnn.fast_forward(module, x, lengths)[0].sum().backward()}, repeats)
-        print(f"case=lstm_train_lengths_B{B}_T{T}_F{F}_H{H} torch_ms={results['torch'] * 1e3:.1f} "
-              f"seqlab_ms={results['seqlab'] * 1e3:.1f} speedup={results['torch'] / results['seqlab']:.2f}", flush=True)
+                         "seqlab": lambda: fast_rnn.fast_forward(module, x, lengths)[0].sum().backward(),
+                         "seqlab_full": lambda: fast_rnn.fast_forward(module, x)[0].sum().backward()}, repeats)
+        print(f"case={cls.__name__.lower()}_train_lengths_B{B}_T{T}_F{F}_H{H} torch_ms={results['torch'] * 1e3:.1f} "
+              f"seqlab_ms={results['seqlab'] * 1e3:.1f} speedup={results['torch'] / results['seqlab']:.2f} "
+              f"seqlab_full_length_ms={results['seqlab_full'] * 1e3:.1f}", flush=True)
 
 
 def parts(repeats: int) -> None:
