@@ -351,10 +351,11 @@ def test_fast_backend_trains_digits_to_the_same_accuracy(tmp_path, capsys, monke
     for backend in ("torch", "fast"):
         out = tmp_path / backend
         status, _, err = run_cli(capsys, "train", "--data", "digits", "--model", "gru", "--epochs", "8",
-                                 "--hidden-size", "128", "--batch-size", "64", "--set", f"model.backend={backend}",
+                                 "--hidden-size", "128", "--batch-size", "64", "--backend", backend,
                                  "--quiet", "--out", out)
         assert status == 0, err
         accuracies[backend] = json.loads((out / "metrics.json").read_text())["test"]["accuracy"]
+        assert f"backend: {backend}" in (out / "config.yaml").read_text()
     assert calls
     assert accuracies["fast"] >= 0.9
     assert abs(accuracies["fast"] - accuracies["torch"]) <= 0.02

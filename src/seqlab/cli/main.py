@@ -26,6 +26,8 @@ TRAIN_FLAGS = [
     ("--dropout", "model.dropout", float, "dropout between stacked layers (default 0)"),
     ("--clip", "train.clip", float, "gradient-norm clipping, 0 to disable (default 1.0)"),
     ("--seed", "train.seed", int, "seed for split, weights and batch order (default 0)"),
+    ("--backend", "model.backend", str, "recurrent kernels: torch (default) or fast, seqlab's own CPU kernels "
+     "(float32 CPU; see the README)"),
 ]
 
 
