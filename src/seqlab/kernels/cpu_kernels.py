@@ -257,13 +257,15 @@ def rnn_back_step(d_out, dh, out, dga, relu, bt):
 
 @njit(**JIT)
 def gru_sequence(gi, h, w_hh_t, b_hh, active, reverse, out, h_prev, z_s, dn_s, gh):
+    """h_prev (T, B, H) keeps the state before each step; with one step (1, B, H) it is scratch only."""
     T = gi.shape[0]
+    keep = h_prev.shape[0] == T
     for s in range(T):
         t = T - 1 - s if reverse else s
         bt = active[t]
         if bt:
             np.dot(h[:bt], w_hh_t, gh[:bt])
-            gru_step(gi[t], gh, b_hh, h, out[t], h_prev[t], z_s[t], dn_s[t], bt)
+            gru_step(gi[t], gh, b_hh, h, out[t], h_prev[t if keep else 0], z_s[t], dn_s[t], bt)
 
 
 @njit(**JIT)
@@ -280,13 +282,15 @@ def gru_back_sequence(d_out, dh, w_hh, active, reverse, z_s, dn_s, coef, dgh, dg
 
 @njit(**JIT)
 def lstm_sequence(gi, h, c, w_hh_t, b_hh, active, reverse, out, h_prev, c_s, gh):
+    """h_prev as in :func:`gru_sequence`."""
     T = gi.shape[0]
+    keep = h_prev.shape[0] == T
     for s in range(T):
         t = T - 1 - s if reverse else s
         bt = active[t]
         if bt:
             np.dot(h[:bt], w_hh_t, gh[:bt])
-            lstm_step(gi[t], gh, b_hh, h, c, out[t], h_prev[t], c_s[t], bt)
+            lstm_step(gi[t], gh, b_hh, h, c, out[t], h_prev[t if keep else 0], c_s[t], bt)
 
 
 @njit(**JIT)
@@ -406,7 +410,7 @@ def chunk_gradients(xp, out_p, w_ih, reverse, t0, t1, dgi, dgh, need_dx, dxc, dx
 
     The state before step t is the output of the step before it (out_p is
     zero past each row's length); where a row starts from h0 instead, the
-    caller adds that term (:func:`add_start_terms`).
+    part's backward loop adds that term to dW_hh (:func:`add_outer`).
     """
     T, n, F = xp.shape
     H, G = out_p.shape[2], dgh.shape[2]
@@ -460,14 +464,8 @@ def gru_part_forward(x, rows, xp, w_ih_t, b_ih, h, w_hh_t, b_hh, active, reverse
     from out_p.
     """
     input_projection(x, rows, xp, w_ih_t, b_ih, gi)
-    T = gi.shape[0]
-    h_prev = np.empty_like(h)
-    for s in range(T):
-        t = T - 1 - s if reverse else s
-        bt = active[t]
-        if bt:
-            np.dot(h[:bt], w_hh_t, gh[:bt])
-            gru_step(gi[t], gh, b_hh, h, out_p[t], h_prev, z_s[t], dn_s[t], bt)
+    scratch = np.empty((1,) + h.shape, np.float32)
+    gru_sequence(gi, h, w_hh_t, b_hh, active, reverse, out_p, scratch, z_s, dn_s, gh)
     scatter_rows(out_p, out, 0, rows)
 
 
@@ -511,14 +509,8 @@ def gru_part_backward(d_out, rows, dop, dh, h0, w_hh, w_ih, active, reverse, z_s
 def lstm_part_forward(x, rows, xp, w_ih_t, b_ih, h, c, w_hh_t, b_hh, active, reverse, gi, out_p, c_s, gh, out):
     """One part of :func:`lstm_sequence`, input projection included; its outputs go to out's rows."""
     input_projection(x, rows, xp, w_ih_t, b_ih, gi)
-    T = gi.shape[0]
-    h_prev = np.empty_like(h)
-    for s in range(T):
-        t = T - 1 - s if reverse else s
-        bt = active[t]
-        if bt:
-            np.dot(h[:bt], w_hh_t, gh[:bt])
-            lstm_step(gi[t], gh, b_hh, h, c, out_p[t], h_prev, c_s[t], bt)
+    scratch = np.empty((1,) + h.shape, np.float32)
+    lstm_sequence(gi, h, c, w_hh_t, b_hh, active, reverse, out_p, scratch, c_s, gh)
     scatter_rows(out_p, out, 0, rows)
 
 

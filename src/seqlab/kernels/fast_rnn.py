@@ -82,8 +82,8 @@ PYTHON_LOOP_MIN_MACS = 1 << 20
 # there torch runs oneDNN's fused LSTM, which the step loop does not reach
 # (training at T=100, step loop against nn.LSTM: 0.87-1.01x at B=16, H=64;
 # 0.75-0.84x at B=32, H=64; 0.82-0.85x at B=8, H=128; 0.63-0.72x at B=16-32,
-# H=128; about 1.0x at B=64, H=128; 1.08x below the threshold, at B=8, H=64;
-# benchmarks/fast_backend_parts.py). With variable lengths torch leaves
+# H=128; about 1.0x at B=64, H=128; below the threshold, at B=8, H=64, even:
+# 0.89-1.16x over sessions; benchmarks/fast_backend_parts.py). With variable lengths torch leaves
 # oneDNN for a packed loop, and the step loop here is 1.8-6.8x faster, so
 # those stay here.
 LSTM_HANDOVER_MACS = 1 << 18
@@ -421,8 +421,9 @@ class _Parts(torch.autograd.Function):
                 db_ih, db_hh)
 
 
-def _forward_parts(module: nn.RNNBase, mode: str, x, lengths, state, wants_grad: bool):
-    """:func:`fast_forward` for layers that run in parts: x and the outputs keep the caller's row order."""
+def _rows_by_length(module: nn.RNNBase, mode: str, x, lengths, state):
+    """(order, active, h0, c0): the rows longest first (B,), the rows still running at each step (T,),
+    and the initial states (L*D, B, H) in that order."""
     B, T, _ = x.shape
     L, D, H = module.num_layers, 2 if module.bidirectional else 1, module.hidden_size
     if lengths is None:
@@ -430,36 +431,47 @@ def _forward_parts(module: nn.RNNBase, mode: str, x, lengths, state, wants_grad:
         active = torch.full((T,), B, dtype=torch.int64)
     else:
         sorted_lengths, order = torch.sort(lengths.cpu(), descending=True, stable=True)
-        active = (sorted_lengths[None, :] > torch.arange(T)[:, None]).sum(dim=1)  # (T,)
+        active = (sorted_lengths[None, :] > torch.arange(T)[:, None]).sum(dim=1)
     if state is None:
         h0 = c0 = x.new_zeros(L * D, B, H)
     else:
         h0, c0 = state if mode == "lstm" else (state, x.new_zeros(L * D, B, H))
-        h0, c0 = h0[:, order], c0[:, order]  # the parts' row order
-    run_layer = _Parts.apply if wants_grad else _infer_parts
-    layer_input = x.contiguous()  # (B, T, F)
+        if lengths is not None:
+            h0, c0 = h0[:, order], c0[:, order]
+    return order, active, h0, c0
+
+
+def _final_states(mode: str, h_n: list, c_n: list, order: torch.Tensor):
+    """The module's final state from per-layer-and-direction lists in ``order``, back in the caller's order."""
+    inverse = torch.argsort(order)
+    h = torch.stack(h_n)[:, inverse]  # (L*D, B, H)
+    return h if mode != "lstm" else (h, torch.stack(c_n)[:, inverse])
+
+
+def _run_layers(module: nn.RNNBase, layer_input, h0, c0, run_layer):
+    """Every layer and direction of ``module`` in turn, on inputs laid out either way (features last).
+
+    ``run_layer(reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh)`` returns
+    (out, h, c); the directions' outputs are concatenated, with the
+    module's dropout between layers. Returns the last layer's output and
+    the lists of final h and c, layer by layer, direction by direction.
+    """
+    D = 2 if module.bidirectional else 1
     h_n, c_n = [], []
-    for layer in range(L):
+    for layer in range(module.num_layers):
         outputs = []
         for d in range(D):
             suffix = f"_l{layer}" + ("_reverse" if d else "")
             k = layer * D + d
-            out, h, c = run_layer(
-                mode, bool(d), active, order, layer_input, h0[k].contiguous(), c0[k].contiguous(),
-                getattr(module, f"weight_ih{suffix}"), getattr(module, f"weight_hh{suffix}"),
-                getattr(module, f"bias_ih{suffix}"), getattr(module, f"bias_hh{suffix}"),
-            )
+            weights = [getattr(module, f"{name}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            out, h, c = run_layer(bool(d), layer_input, h0[k].contiguous(), c0[k].contiguous(), *weights)
             outputs.append(out)
             h_n.append(h)
             c_n.append(c)
-        layer_input = outputs[0] if D == 1 else torch.cat(outputs, dim=2)  # (B, T, D*H)
-        if module.dropout and module.training and layer < L - 1:
+        layer_input = outputs[0] if D == 1 else torch.cat(outputs, dim=2)
+        if module.dropout and module.training and layer < module.num_layers - 1:
             layer_input = nn.functional.dropout(layer_input, module.dropout, training=True)
-    inverse = torch.argsort(order)
-    h_n = torch.stack(h_n)[:, inverse]  # (L*D, B, H)
-    if mode != "lstm":
-        return layer_input, h_n
-    return layer_input, (h_n, torch.stack(c_n)[:, inverse])
+    return layer_input, h_n, c_n
 
 
 # Products whose narrow side is a multiple of PAD columns run faster in MKL
@@ -547,7 +559,7 @@ def check_inputs(module: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor | No
 def _all_finite(x: torch.Tensor) -> bool:
     """Whether x holds no NaN or Inf: its minimum and maximum are finite (NaN propagates through both).
 
-    On CPU NumPy's single-threaded reductions do it, about 10x faster than
+    On CPU NumPy's single-threaded reductions do it, 5-9x faster than
     ``isfinite(x).all()``, and without starting torch's thread pool, whose
     threads would keep spinning on the cores the next step's parts need.
     """
@@ -583,50 +595,20 @@ def fast_forward(
         # A full batch: torch runs oneDNN's fused LSTM kernel, faster on CPU than a step loop here
         # for inference at every size and for training from LSTM_HANDOVER_MACS.
         return module(x, state)
+    order, active, h0, c0 = _rows_by_length(module, mode, x, lengths, state)
     if parts:
-        return _forward_parts(module, mode, x, lengths, state, wants_grad)
+        # batch-first, and x and the output keep the caller's row order: parts read and write rows by index
+        run = _Parts.apply if wants_grad else _infer_parts
+        output, h_n, c_n = _run_layers(module, x.contiguous(), h0, c0,
+                                       lambda reverse, *rest: run(mode, reverse, active, order, *rest))
+        return output, _final_states(mode, h_n, c_n, order)
+    # the step loops: time-major, rows sorted so that the running ones are the first active[t]
     relu = mode == "rnn" and module.nonlinearity == "relu"
-    B, T, _ = x.shape
-    L, D, H = module.num_layers, 2 if module.bidirectional else 1, module.hidden_size
-    if lengths is None:
-        order = None
-        active = torch.full((T,), B, dtype=torch.int64)
-    else:
-        sorted_lengths, order = torch.sort(lengths.cpu(), descending=True, stable=True)
-        x = x[order]
-        active = (sorted_lengths[None, :] > torch.arange(T)[:, None]).sum(dim=1)  # (T,)
-    if state is None:
-        h0 = x.new_zeros(L * D, B, H)
-        c0 = x.new_zeros(L * D, B, H)
-    else:
-        h0, c0 = state if mode == "lstm" else (state, x.new_zeros(L * D, B, H))
-        if order is not None:
-            h0, c0 = h0[:, order], c0[:, order]
-    layer_input = x.transpose(0, 1).contiguous()  # (T, B, F)
-    run_layer = _Layer.apply if wants_grad else _infer
-    h_n, c_n = [], []
-    for layer in range(L):
-        outputs = []
-        for d in range(D):
-            suffix = f"_l{layer}" + ("_reverse" if d else "")
-            k = layer * D + d
-            out, h, c = run_layer(
-                mode, relu, bool(d), active, layer_input, h0[k].contiguous(), c0[k].contiguous(),
-                getattr(module, f"weight_ih{suffix}"), getattr(module, f"weight_hh{suffix}"),
-                getattr(module, f"bias_ih{suffix}"), getattr(module, f"bias_hh{suffix}"),
-            )
-            outputs.append(out)
-            h_n.append(h)
-            c_n.append(c)
-        layer_input = outputs[0] if D == 1 else torch.cat(outputs, dim=2)  # (T, B, D*H)
-        if module.dropout and module.training and layer < L - 1:
-            layer_input = nn.functional.dropout(layer_input, module.dropout, training=True)
-    output = layer_input.transpose(0, 1)  # (B, T, D*H)
-    h_n = torch.stack(h_n)  # (L*D, B, H)
-    if order is not None:
-        inverse = torch.argsort(order)
-        output, h_n = output[inverse], h_n[:, inverse]
-    if mode != "lstm":
-        return output, h_n
-    c_n = torch.stack(c_n)
-    return output, (h_n, c_n[:, inverse] if order is not None else c_n)
+    run = _Layer.apply if wants_grad else _infer
+    rows = x if lengths is None else x[order]
+    output, h_n, c_n = _run_layers(module, rows.transpose(0, 1).contiguous(), h0, c0,
+                                   lambda reverse, *rest: run(mode, relu, reverse, active, *rest))
+    output = output.transpose(0, 1)  # (B, T, D*H)
+    if lengths is not None:
+        output = output[torch.argsort(order)]
+    return output, _final_states(mode, h_n, c_n, order)

@@ -38,6 +38,8 @@ def _executor(n: int) -> ThreadPoolExecutor:
     global _pool
     with _lock:
         if _pool is None or _pool[0] != os.getpid() or _pool[1] != n:
+            if _pool is not None and _pool[0] == os.getpid():
+                _pool[2].shutdown(wait=False)  # its threads end once idle
             _pool = (os.getpid(), n, ThreadPoolExecutor(n, thread_name_prefix="seqlab-part"))
         return _pool[2]
 
