@@ -181,6 +181,10 @@ def test_a_non_finite_frame_is_refused_and_leaves_the_state_alone(tmp_path, back
         with pytest.raises(SeqlabError, match=r"frame has NaN or Inf values; expected finite numbers"):
             streamer.push(poisoned)
     np.testing.assert_array_equal(streamer.push(frames[1]), reference.push(frames[1]))
+    huge = np.full(F, 1e38)  # finite, though its sum overflows float32
+    probabilities = streamer.push(huge)
+    assert np.isfinite(probabilities).all()
+    np.testing.assert_array_equal(probabilities, reference.push(huge))
 
 
 def test_streaming_refuses_models_that_read_ahead(tmp_path):

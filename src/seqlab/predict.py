@@ -47,6 +47,7 @@ def predict_file(run_dir: str | Path | None, input_path: str | Path, out_path: s
 def _onnx_probabilities(path: Path, data, input_path: Path, workers: int | None, batch_size: int = 256):
     """Class probabilities (N, C) from an exported classifier; raw features in (its normaliser is inside)."""
     from seqlab.export.runtime import OnnxModel
+    from seqlab.export.streaming import softmax
 
     model = OnnxModel(path, workers)
     if model.task not in (None, "classification"):
@@ -66,9 +67,7 @@ def _onnx_probabilities(path: Path, data, input_path: Path, workers: int | None,
                         raise SeqlabError(f"{input_path}: sequences have different lengths, but {path} was exported "
                                           "with --fixed-length; export it without --fixed-length")
                     lengths = None
-            logits = model(x, lengths).astype(np.float64)  # (B, C)
-            exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-            chunks.append(exp / exp.sum(axis=1, keepdims=True))
+            chunks.append(softmax(model(x, lengths).astype(np.float64)))  # (B, C)
     finally:
         model.close()
     probabilities = np.concatenate(chunks, axis=0)

@@ -11,10 +11,10 @@ to the last without waiting for the others. ONNX Runtime supports concurrent
 ``run`` calls on one session, and ``run`` holds no Python lock while it
 computes. Small parts also keep a part's per-step buffers in cache. With
 variable lengths the rows are sorted by length first, so the recurrent
-operators of a part of short sequences stop early. The rows of a batch are independent, so the results
-are those of one call on the whole batch. benchmarks/inference_speed.py
-times this against a single call and against eager PyTorch, part sizes
-included. A batch of one row, or ``workers=1``, is one call with ONNX
+operators of a part of short sequences stop early. The rows of a batch are
+independent, so the results are those of one call on the whole batch.
+benchmarks/inference_speed.py times this against a single call and against
+eager PyTorch, part sizes included. A batch of one row, or ``workers=1``, is one call with ONNX
 Runtime's default threading.
 """
 
@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from seqlab.errors import SeqlabError
+from seqlab.kernels.fast_rnn import part_bounds
 from seqlab.kernels.parallel import usable_cores
 
 
@@ -42,10 +43,10 @@ class OnnxModel:
     ``workers``: how many parts of a batch run at once (default: the usable
     CPU cores; 1 runs every batch as one call with ONNX Runtime's own
     threading); ``part_rows``: about how many rows a part holds (at least
-    ``workers`` parts are made from a batch of that many rows or more). ``lengths`` is needed only by exports that pack variable
-    lengths (the default for models that do); an export made with
-    ``--fixed-length`` reads every row at the batch's length and refuses
-    ``lengths``.
+    ``workers`` parts are made from a batch of that many rows or more).
+    ``lengths`` is needed only by exports that pack variable lengths (the
+    default for models that do); an export made with ``--fixed-length``
+    reads every row at the batch's length and refuses ``lengths``.
     """
 
     def __init__(self, path: str | Path, workers: int | None = None, part_rows: int = PART_ROWS):
@@ -83,7 +84,8 @@ class OnnxModel:
     def __call__(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=self._dtype)
         rank = 2 if self._dtype == np.int64 else 3
-        if x.ndim != rank or x.shape[0] == 0 or (rank == 3 and self.features is not None and x.shape[2] != self.features):
+        wrong_features = rank == 3 and self.features is not None and x.shape[2] != self.features
+        if x.ndim != rank or x.shape[0] == 0 or wrong_features:
             expected = "(B >= 1, T) character ids" if rank == 2 else f"(B >= 1, T, {self.features or 'F'})"
             raise SeqlabError(f"{self.path}: expected x of shape {expected}, got {x.shape}")
         if lengths is not None:
@@ -109,16 +111,15 @@ class OnnxModel:
             options.intra_op_num_threads = options.inter_op_num_threads = 1
             self._single = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="seqlab-onnx")
-        parts = min(B, max(self.workers, -(-B // self.part_rows)))
-        bounds = np.linspace(0, B, parts + 1).round().astype(int)  # part sizes differ by at most one row
+        bounds = part_bounds(B, self.workers, self.part_rows)  # part sizes differ by at most one row
         order = None
         if lengths is not None and lengths.min() < lengths.max():
             order = np.argsort(-lengths, kind="stable")  # longest first: the longest parts start first
             x, lengths = x[order], lengths[order]
         # Every part keeps all T steps, so that each row sees what it sees in one call (a convolution
         # reads past a row's end); the recurrent operators stop at the part's longest length anyway.
-        feeds = [{"x": x[start:stop]} if lengths is None else {"x": x[start:stop], "lengths": lengths[start:stop]}
-                 for start, stop in zip(bounds, bounds[1:])]
+        feeds = [{"x": x[r0:r0 + n]} if lengths is None else {"x": x[r0:r0 + n], "lengths": lengths[r0:r0 + n]}
+                 for r0, n in bounds]
         futures = [self._pool.submit(self._run, self._single, feed) for feed in feeds]
         y = np.concatenate([future.result() for future in futures], axis=0)  # (B, ...)
         if order is None:

@@ -28,9 +28,10 @@ from seqlab.models.recurrent import use_torch_backend
 from seqlab.runs import Run, load_run
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max())
-    return e / e.sum()
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, in the input's precision."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 class CannotStream(SeqlabError):
@@ -137,7 +138,7 @@ class Streamer:
         x = np.asarray(frame, dtype=np.float32).reshape(-1)
         if x.shape[0] != self.features:
             raise SeqlabError(f"frame has {x.shape[0]} values; the model expects {self.features} features")
-        if not math.isfinite(float(x.sum())):  # one NaN would stay in the state for the rest of the stream
+        if not np.isfinite(x).all():  # one NaN would stay in the state for the rest of the stream
             raise SeqlabError("frame has NaN or Inf values; expected finite numbers (the state is unchanged)")
         if self.backend == "compiled":
             return self._push_compiled(x)
@@ -145,14 +146,14 @@ class Streamer:
             from seqlab.export.ncnn import ncnn_step
 
             logits, self.state = ncnn_step(self.net, x, self.state)
-            return _softmax(logits)
+            return softmax(logits)
         if self.backend == "onnx":
             outputs = self.session.run(None, {"x": x[None], **dict(zip(self.state_names, self.state))})
             self.state = outputs[1:]
-            return _softmax(outputs[0][0])
+            return softmax(outputs[0][0])
         with torch.no_grad():
             y, *self.state = self.step(torch.from_numpy(x)[None], *self.state)
-        return _softmax(y[0].numpy())
+        return softmax(y[0].numpy())
 
     def _push_compiled(self, x: np.ndarray) -> np.ndarray:
         from seqlab.kernels import step_kernels as K
@@ -170,7 +171,7 @@ class Streamer:
         if self.pool is not None:
             v = self._pool(v)
         K.head_step1(self.fc[0], self.fc[1], v, self.logits)
-        return _softmax(self.logits)
+        return softmax(self.logits)
 
     def _pool(self, top: np.ndarray) -> np.ndarray:
         """Running mean, or attention as an online softmax, of the top layer's outputs so far."""
@@ -313,7 +314,7 @@ class WindowClassifier:
         except (ValueError, RuntimeError) as error:  # the model's own check, or a layer torch refuses to run
             raise SeqlabError(f"--window {self.window}: model {self.name} cannot read windows of "
                               f"{self.window} frames: {error}") from None
-        return _softmax(logits)
+        return softmax(logits)
 
 
 def stream_file(run_dir: str | Path, source: IO[str], name: str, out: IO[str], window: int = 0, stride: int = 0,

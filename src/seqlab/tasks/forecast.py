@@ -332,9 +332,11 @@ def forecast_file(run_dir: str | Path, horizon: int, out: str | Path, input_spec
     origin = len(series) - holdout
     if holdout >= len(series) or origin - cfg.window < transform.lag:
         need = cfg.window + transform.lag
+        advice = (f"--holdout at most {len(series) - need}" if len(series) >= need
+                  else "a longer series: this one is too short for the run even without a holdout")
         raise SeqlabError(f"--holdout {holdout}: the series has {len(series)} points, so {max(origin, 0)} would "
                           f"remain before the forecast; expected at least {need} (window {cfg.window} plus "
-                          f"transform lag {transform.lag}), so --holdout at most {len(series) - need}")
+                          f"transform lag {transform.lag}), so {advice}")
     known = series.values[: origin]
     visible = Series(series.name, known, series.columns, None if series.dates is None else series.dates[:origin])
     data = prepare(visible, transform, cfg.covariates, extra=horizon)
