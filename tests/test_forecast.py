@@ -216,5 +216,10 @@ def test_forecast_command_refuses_other_runs_and_bad_holdout(tmp_path, capsys):
                    "--out", tmp_path / "edge.csv")[0] == 0
     assert run_cli(capsys, "forecast", "--run", out, "--horizon", "5", "--holdout", str(most + 1),
                    "--out", tmp_path / "over.csv")[0] == 2
+    short = tmp_path / "short.csv"  # fewer points than the run's window needs
+    short.write_text("month,passengers\n" + "".join(f"1949-{m:02d},{100 + m}\n" for m in range(1, 7)))
+    status, _, err = run_cli(capsys, "forecast", "--run", out, "--horizon", "5", "--input", short,
+                             "--holdout", "2", "--out", tmp_path / "s.csv")
+    assert status == 2 and "the series has 6 points" in err and "too short for the run even without a holdout" in err
     status, _, err = run_cli(capsys, "forecast", "--run", out, "--horizon", "0", "--out", tmp_path / "f.csv")
     assert status == 2 and "--horizon: expected an integer >= 1" in err
