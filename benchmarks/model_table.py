@@ -13,9 +13,13 @@ import torch
 from seqlab.models import build_model, count_parameters, get_model_entry, model_names
 
 # The seeds' shapes: UT-HAR CSI (250 x 90, 7 activities); a DEAP window (2 s at 128 Hz x 32 EEG channels,
-# 4 quadrants); token ids for the text classifier (vocabulary 10000, 2 classes).
-SHAPES = {"ut-har": (250, 90, 7), "deap": (256, 32, 4), "text": (50, 10000, 2)}
-DEAP_MODELS = ("cnn1d-lstm", "cnn1d-gru")
+# 4 quadrants); token ids for the text classifier (vocabulary 10000, 2 classes); two UCR/UEA sets of the
+# LSTM-FCN papers (JapaneseVowels: at most 29 steps of 12 coefficients, 9 speakers; ItalyPowerDemand: 24 hourly
+# values, 2 classes).
+SHAPES = {"ut-har": (250, 90, 7), "deap": (256, 32, 4), "text": (50, 10000, 2),
+          "japanese-vowels": (29, 12, 9), "italy-power": (24, 1, 2)}
+EXTRA_SHAPES = {"cnn1d-lstm": ["deap"], "cnn1d-gru": ["deap"],
+                "lstm-fcn": ["japanese-vowels", "italy-power"], "gru-fcn": ["japanese-vowels", "italy-power"]}
 
 
 def rows() -> list[list[str]]:
@@ -24,7 +28,7 @@ def rows() -> list[list[str]]:
         entry = get_model_entry(name)
         if "classification" not in entry.tasks:
             continue
-        keys = ["text"] if entry.tokens else ["ut-har"] + (["deap"] if name in DEAP_MODELS else [])
+        keys = ["text"] if entry.tokens else ["ut-har"] + EXTRA_SHAPES.get(name, [])
         for key in keys:
             steps, features, classes = SHAPES[key]
             model = build_model(name, features, classes, steps=steps).eval()

@@ -26,6 +26,7 @@ ZOO = [
     ("bigru", {}), ("bilstm", {"num_layers": 2}), ("gru", {"head": "mean"}), ("lstm", {"head": "attention"}),
     ("cnn-gru", {}), ("cnn-gru", {"conv_axis": "time"}), ("cnn-gru-parallel", {}), ("cnn-lstm-parallel", {}),
     ("ablstm", {"hidden_size": 16}), ("cnn1d-lstm", {}), ("cnn1d-gru", {}), ("tcn", {}),
+    ("lstm-fcn", {}), ("gru-fcn", {"attention": True, "squeeze_excite": True}), ("lstm-fcn", {"dimension_shuffle": True}),
 ]
 
 
@@ -318,7 +319,8 @@ def test_stream_command_on_a_file_and_on_stdin(tmp_path, capsys):
     assert proc.wait(timeout=60) == 141 and b"Traceback" not in proc.stderr.read()
 
 
-@pytest.mark.parametrize("name,options", [("tcn", {}), ("cnn-gru", {}), ("bigru", {}), ("cnn1d-lstm", {})])
+@pytest.mark.parametrize("name,options", [("tcn", {}), ("cnn-gru", {}), ("bigru", {}), ("cnn1d-lstm", {}),
+                                          ("gru-fcn", {})])
 def test_stream_windows_of_models_that_cannot_stream_use_the_whole_sequence_model(tmp_path, capsys, name, options):
     """Each window's prediction is the whole-sequence model's on that window (here checked by hand)."""
     run = make_run(tmp_path / "run", name, options)
@@ -360,6 +362,9 @@ def test_stream_window_a_fixed_length_model_cannot_read_is_refused(tmp_path, cap
     status, out, err = run_cli(capsys, "stream", "--run", run, "--input", path, "--window", "5", "--stride", "5")
     assert status == 2 and out == ""
     assert f"--window 5: model cnn-gru cannot read windows of 5 frames: expected input of shape (B, {T}" in err
+    run = make_run(tmp_path / "shuffled", "lstm-fcn", {"dimension_shuffle": True})  # the length is an input width
+    status, out, err = run_cli(capsys, "stream", "--run", run, "--input", path, "--window", "5", "--stride", "5")
+    assert status == 2 and f"--window 5: model lstm-fcn cannot read windows of 5 frames: expected input of shape (B, {T}" in err
 
 
 def test_variable_lengths_are_an_input_of_recurrent_exports(tmp_path):

@@ -84,7 +84,8 @@ def export_spec(run: Run, fixed_length: bool = False) -> ExportSpec:
                           [(b, n) for b in (1, 3, 8) for n in (window, 2 * window)], series, False)
     normalizer = run.normalizer
     steps, features = int(run.extras["steps"]), int(run.extras["features"])
-    fixed = name in FIXED_LENGTH and options.get("conv_axis", "feature") == "feature"
+    fixed = (name in FIXED_LENGTH and options.get("conv_axis", "feature") == "feature") or \
+        bool(options.get("dimension_shuffle"))  # the length is the recurrent branch's input width
     shortest = max(2, getattr(model, "min_steps", 2))  # strided convolutions need a minimum length
     lengths = [steps] if fixed else sorted({steps, max(shortest, steps // 2 + 1), steps * 2})
     # Packed batches export as ONNX sequence_lens; a projected LSTM's rewrite cannot carry them.

@@ -124,6 +124,8 @@ class StepModel(nn.Module):
 
     def __init__(self, model: RecurrentModel, shift, scale):
         super().__init__()
+        if getattr(model, "cannot_stream", None):  # a model that says why it reads whole windows
+            raise ValueError(model.cannot_stream)
         if not isinstance(model, RecurrentModel):
             raise ValueError("streaming covers the recurrent classifiers rnn, gru and lstm (stacked or not, "
                              "heads last, step, mean or attention), not models with convolutions or other "

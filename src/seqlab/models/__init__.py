@@ -5,6 +5,7 @@
 """
 
 from seqlab.models import hybrid, tcn, text  # noqa: F401  (registers the sensing, TCN and text models)
+from seqlab.models import fcn  # noqa: F401  (registers the LSTM-FCN family, listed after them)
 from seqlab.models.recurrent import (
     GRUModel,
     LSTMModel,
