@@ -25,8 +25,9 @@ import torch
 
 from seqlab.errors import SeqlabError
 from seqlab.export.console import captured_console
-from seqlab.export.graph import Deployable, LanguageModelLogits, replace_projected_lstms
+from seqlab.export.graph import Deployable, LanguageModelLogits, TokenClassifier, replace_projected_lstms
 from seqlab.models.recurrent import use_torch_backend
+from seqlab.models.registry import get_model_entry
 from seqlab.runs import Run, load_run
 
 FORMATS = ("onnx", "torchscript", "ncnn")
@@ -57,8 +58,8 @@ FIXED_LENGTH = ("cnn-gru", "cnn-gru-parallel", "cnn-lstm-parallel")
 
 
 def export_spec(run: Run, fixed_length: bool = False) -> ExportSpec:
-    """Classification: raw features (normaliser inside) and, where the model packs, lengths
-    (unless ``fixed_length``: every sequence of a batch then has the batch's length).
+    """Classification: raw features (normaliser inside), or token ids for token models, and, where the
+    model packs, lengths (unless ``fixed_length``: every sequence of a batch then has the batch's length).
     Forecast: the model's own inputs (transformed, scaled series plus covariates).
     Language model: character ids in, logits out."""
     model = use_torch_backend(copy.deepcopy(run.model).eval())  # the fast backend cannot be traced
@@ -84,27 +85,45 @@ def export_spec(run: Run, fixed_length: bool = False) -> ExportSpec:
                           [(b, n) for b in (1, 3, 8) for n in (window, 2 * window)], series, False)
     normalizer = run.normalizer
     steps, features = int(run.extras["steps"]), int(run.extras["features"])
+    tokens = get_model_entry(name).tokens
     fixed = (name in FIXED_LENGTH and options.get("conv_axis", "feature") == "feature") or \
         bool(options.get("dimension_shuffle"))  # the length is the recurrent branch's input width
     shortest = max(2, getattr(model, "min_steps", 2))  # strided convolutions need a minimum length
     lengths = [steps] if fixed else sorted({steps, max(shortest, steps // 2 + 1), steps * 2})
     # Packed batches export as ONNX sequence_lens; a projected LSTM's rewrite cannot carry them.
     projected = any(getattr(m, "proj_size", 0) for m in model.modules() if isinstance(m, torch.nn.LSTM))
-    variable = not fixed and name != "text-lstm" and not projected and not fixed_length
+    variable = not fixed and not projected and not fixed_length
 
-    def raw(batch, length, seed):
+    def inputs(batch, length, seed):
         rng = np.random.default_rng(seed)
-        z = rng.normal(size=(batch, length, features))
-        x = torch.tensor(z * normalizer.scale + normalizer.shift, dtype=torch.float32)
-        if not variable:
-            return (x,)
-        sizes = rng.integers(max(shortest, length // 2), length + 1, size=batch)
-        sizes[0] = length  # the batch's longest sequence fills it
-        return x, torch.tensor(sizes, dtype=torch.int64)
+        sizes = np.full(batch, length)
+        if variable:
+            low = max(shortest, length // 2)
+            sizes = rng.integers(low, length + 1, size=batch)
+            sizes[0] = length  # the batch's longest sequence fills it
+            if batch > 1:  # and another is shorter, always: a batch of full lengths skips the packing branch,
+                sizes[-1] = min(low, length - 1)  # which tracing would freeze out of the graph
+        if tokens:  # ids 1..V-1 within each length, the padding id 0 after it
+            vocab = run.checkpoint["model"]["input_size"]
+            ids = rng.integers(1, vocab, size=(batch, length)) * (np.arange(length) < sizes[:, None])
+            x = torch.from_numpy(ids.astype(np.int64))  # (B, T)
+        else:
+            z = rng.normal(size=(batch, length, features))
+            x = torch.tensor(z * normalizer.scale + normalizer.shift, dtype=torch.float32)  # (B, T, F)
+        return (x, torch.from_numpy(sizes.astype(np.int64))) if variable else (x,)
 
-    return ExportSpec(Deployable(model, normalizer.shift, normalizer.scale).eval(),
-                      ["x", "lengths"] if variable else ["x"], [(b, n) for b in (1, 3, 8) for n in lengths],
-                      raw, variable)
+    module = TokenClassifier(model) if tokens else Deployable(model, normalizer.shift, normalizer.scale)
+    return ExportSpec(module.eval(), ["x", "lengths"] if variable else ["x"],
+                      [(b, n) for b in (1, 3, 8) for n in lengths], inputs, variable)
+
+
+def held_out_split(run: Run):
+    """The run's own test split of a classification run, raw (as an export reads it): a SequenceSet."""
+    from seqlab.config import DataConfig, from_dict
+    from seqlab.data.sources import load_data
+
+    bundle = load_data(from_dict(DataConfig, run.config["data"], "data"), seed=run.config["train"]["seed"])
+    return bundle.test
 
 
 # ----------------------------------------------------------------------------
@@ -191,9 +210,10 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, streaming: bool =
     if replace_projected_lstms(exportable):
         notes.append("LSTM proj_size rewritten as a plain LSTM with the projection folded in "
                      "(the ONNX LSTM operator has no projection)")
+    example = spec.make_inputs(2, spec.shapes[0][1], 0)  # two rows of different lengths where lengths are read
     if spec.variable_length:
-        notes.append("inputs: x (batch, time, features) and lengths (batch,)")
-    example = spec.make_inputs(2, spec.shapes[0][1], 0)
+        x = "x (batch, time) token ids" if example[0].dtype == torch.int64 else "x (batch, time, features)"
+        notes.append(f"inputs: {x} and lengths (batch,)")
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         with torch_refusals(fmt, out):  # also silences torch's warnings

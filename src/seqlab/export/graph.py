@@ -31,6 +31,17 @@ class Deployable(nn.Module):
         return self.model(x) if lengths is None else self.model(x, lengths)  # (B, C)
 
 
+class TokenClassifier(nn.Module):
+    """A token classifier as ``(ids (B, T) int64[, lengths (B,)]) -> logits (B, C)``: ids are not normalised."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(ids) if lengths is None else self.model(ids, lengths)  # (B, C)
+
+
 class LanguageModelLogits(nn.Module):
     """A character LM as (ids (B, T) int64) -> logits (B, T, V), the state starting at zero."""
 

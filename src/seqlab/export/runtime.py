@@ -1,8 +1,8 @@
 """Whole-sequence ONNX exports under ONNX Runtime, a batch split across the CPU's cores.
 
 ``seqlab export --format onnx`` writes a graph ``y = f(x (B, T, F)[, lengths (B,)])``
-with the run's normaliser inside (``x`` is (B, T) character ids for text
-models). :class:`OnnxModel` runs it. A recurrent layer is a chain of small
+with the run's normaliser inside (``x`` is (B, T) token or character ids for
+text models and character language models). :class:`OnnxModel` runs it. A recurrent layer is a chain of small
 per-step products, and ONNX Runtime's intra-op threads split each of them,
 so the threads meet once per step. Instead, a batch is cut into parts of
 about ``part_rows`` rows that run at once, ``workers`` at a time, on one
@@ -84,9 +84,11 @@ class OnnxModel:
     def __call__(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=self._dtype)
         rank = 2 if self._dtype == np.int64 else 3
+        if rank == 2 and x.ndim == 3 and x.shape[2] == 1:  # token ids as a .npz holds them, (N, T, 1)
+            x = x[..., 0]
         wrong_features = rank == 3 and self.features is not None and x.shape[2] != self.features
         if x.ndim != rank or x.shape[0] == 0 or wrong_features:
-            expected = "(B >= 1, T) character ids" if rank == 2 else f"(B >= 1, T, {self.features or 'F'})"
+            expected = "(B >= 1, T) token or character ids" if rank == 2 else f"(B >= 1, T, {self.features or 'F'})"
             raise SeqlabError(f"{self.path}: expected x of shape {expected}, got {x.shape}")
         if lengths is not None:
             if not self.variable_length:
