@@ -46,6 +46,11 @@ FLAG_FOR_KEY = {
     "train.lr": "--lr",
     "train.clip": "--clip",
     "train.seed": "--seed",
+    "train.threads": "--threads",
+    "train.accelerator": "--accelerator",
+    "train.devices": "--devices",
+    "train.num_nodes": "--num-nodes",
+    "train.precision": "--precision",
 }
 
 
@@ -100,9 +105,15 @@ class TrainConfig:
         patience: epochs without validation-loss improvement before stopping
             early (0 disables early stopping).
         seed: seeds the split, the initial weights and the batch order.
-        accelerator: Lightning accelerator (``cpu``, ``gpu``, ``auto``).
-        devices: Lightning devices (``1``, ``auto``, or a count for DDP).
-        threads: CPU threads for torch (0 keeps torch's default).
+        accelerator: ``cpu``, ``gpu`` (``cuda``), ``mps`` or ``auto`` (gpu when
+            torch sees one).
+        devices: processes (CPU) or GPUs per machine: a count, a list of GPU
+            indices or ``auto``; more than one trains with DDP.
+        num_nodes: machines taking part (multi-node DDP under torchrun or SLURM).
+        precision: ``32``, ``bf16-mixed`` (CPU or GPU) or ``16-mixed`` (GPU).
+        threads: torch's CPU threads per process; 0 chooses them from the
+            usable cores, the processes sharing them and the competing load
+            (see ``seqlab.training.hardware``).
     """
 
     epochs: int = 40
@@ -113,7 +124,9 @@ class TrainConfig:
     patience: int = 10
     seed: int = 0
     accelerator: str = "cpu"
-    devices: str = "1"
+    devices: int | list[int] | str = 1
+    num_nodes: int = 1
+    precision: str = "32"
     threads: int = 0
 
     def validate(self) -> None:
@@ -123,7 +136,36 @@ class TrainConfig:
         check(self.weight_decay >= 0, "train.weight_decay", "a value >= 0", self.weight_decay)
         check(self.clip >= 0, "train.clip", "a value >= 0 (0 disables clipping)", self.clip)
         check(self.patience >= 0, "train.patience", "an integer >= 0", self.patience)
-        check(self.threads >= 0, "train.threads", "an integer >= 0", self.threads)
+        check(self.threads >= 0, "train.threads", "an integer >= 0 (0: chosen for the machine)", self.threads)
+        check(self.accelerator in ACCELERATORS, "train.accelerator", "one of " + ", ".join(ACCELERATORS),
+              self.accelerator)
+        self.devices = parse_devices(self.devices)
+        check(self.num_nodes >= 1, "train.num_nodes", "an integer >= 1", self.num_nodes)
+        check(self.precision in PRECISIONS, "train.precision", "one of " + ", ".join(PRECISIONS), self.precision)
+
+
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+
+
+def parse_devices(value: int | list[int] | str) -> int | list[int] | str:
+    """``2``, ``"2"`` -> 2; ``[0, 1]``, ``"0,1"`` -> [0, 1]; ``auto``; anything else is refused."""
+    expected = "a positive integer, a list of GPU indices such as 0,1, or auto"
+    if isinstance(value, str):
+        text = value.strip()
+        if text == "auto":
+            return text
+        if text.isdigit():
+            value = int(text)
+        elif "," in text and all(part.strip().isdigit() for part in text.strip("[]").split(",")):
+            value = [int(part) for part in text.strip("[]").split(",")]
+        else:
+            check(False, "train.devices", expected, value)
+    if isinstance(value, list):
+        check(len(value) > 0 and len(set(value)) == len(value) and min(value) >= 0, "train.devices", expected, value)
+        return value
+    check(value >= 1, "train.devices", expected, value)
+    return value
 
 
 TRANSFORMS = ("log", "diff", "seasonal_diff")

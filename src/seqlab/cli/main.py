@@ -28,7 +28,21 @@ TRAIN_FLAGS = [
     ("--seed", "train.seed", int, "seed for split, weights and batch order (default 0)"),
     ("--backend", "model.backend", str, "recurrent kernels: torch (default) or fast, seqlab's own CPU kernels "
      "(float32 CPU; see the README)"),
+    ("--threads", "train.threads", int, "torch CPU threads per process; 0 (default) chooses: the process's "
+     "share of the usable cores, less one per other busy process at the start"),
+    ("--accelerator", "train.accelerator", str, "cpu (default), gpu (needs torch's CUDA build), mps or auto"),
+    ("--devices", "train.devices", str, "processes (cpu) or GPUs per machine: N, a list of GPU indices "
+     "such as 0,1, or auto; more than one trains with DDP (default 1)"),
+    ("--num-nodes", "train.num_nodes", int, "machines in a multi-node DDP run started by torchrun or SLURM "
+     "(default 1)"),
+    ("--precision", "train.precision", str, "32 (default), bf16-mixed (CPU or GPU) or 16-mixed (GPU only)"),
 ]
+
+# OpenMP reads these once, when torch loads it, so only a process that has not imported torch yet can set
+# them: the CLI does, before any command runs (a value already in the environment wins). Passive waiting
+# puts a thread that reaches the end of a parallel region to sleep instead of spinning, so it gives its core
+# back to whichever thread, of this process or another, still has work.
+OPENMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -315,6 +329,8 @@ COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "train": cmd_train, 
 
 
 def main(argv: list[str] | None = None) -> int:
+    for name, value in OPENMP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     args = _parser().parse_args(argv)
     # torch's note that a projected LSTM runs outside oneDNN says nothing a user can act on
     warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")

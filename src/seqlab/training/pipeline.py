@@ -45,11 +45,12 @@ class FitResult:
     seconds: float
 
     def summary(self, task: str, config: RunConfig, model: torch.nn.Module) -> dict[str, Any]:
-        """The head of every metrics.json: task, model, params, train_seconds, epochs, best_epoch."""
+        """The head of every metrics.json: task, model, params, train_seconds, epochs, best_epoch, threads."""
         from seqlab.models.registry import count_parameters
 
         return {"task": task, "model": config.model["name"], "params": count_parameters(model),
-                "train_seconds": round(self.seconds, 3), "epochs": len(self.history), "best_epoch": self.best_epoch}
+                "train_seconds": round(self.seconds, 3), "epochs": len(self.history), "best_epoch": self.best_epoch,
+                "threads": torch.get_num_threads()}
 
 
 def quiet_lightning() -> None:
@@ -71,6 +72,7 @@ def fit_module(module, train_loader, val_loader, config: RunConfig, out: Path, r
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
+    from seqlab.training.hardware import trainer_arguments
     from seqlab.training.module import AtomicCheckpointIO, EpochPrinter, EpochProgressBar, HistoryWriter
 
     checkpoint_dir = out / "checkpoints"
@@ -82,11 +84,9 @@ def fit_module(module, train_loader, val_loader, config: RunConfig, out: Path, r
         callbacks.append(EpochProgressBar() if interactive else EpochPrinter())
     if config.train.patience:
         callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=config.train.patience))
-    devices = config.train.devices
     trainer = pl.Trainer(
         max_epochs=config.train.epochs,
-        accelerator=config.train.accelerator,
-        devices=int(devices) if devices.isdigit() else devices,
+        **trainer_arguments(config.train),
         gradient_clip_val=config.train.clip or None,
         deterministic=True,
         callbacks=callbacks,
@@ -132,16 +132,17 @@ def train(
     import lightning.pytorch as pl
 
     from seqlab.tasks import TASK_TRAINERS
+    from seqlab.training.hardware import trainer_arguments, training_threads
 
+    trainer_arguments(config.train)  # refuses what this machine cannot run, before anything is written
     out = Path(out)
     config_yaml = config_to_yaml(config)
     resume = prepare_out_dir(out, config_yaml, overwrite)
     write_text(out / CONFIG_FILE, config_yaml)
     quiet_lightning()
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
     pl.seed_everything(config.train.seed, workers=True, verbose=False)
-    metrics = TASK_TRAINERS[config.task](config, out, resume=resume, quiet=quiet, callbacks=callbacks)
+    with training_threads(config.train):
+        metrics = TASK_TRAINERS[config.task](config, out, resume=resume, quiet=quiet, callbacks=callbacks)
     return TrainResult(out, metrics)
 
 

@@ -1,0 +1,119 @@
+"""Threads, accelerator, devices and precision: the policy, the checks and their CLI errors."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from conftest import run_cli
+from seqlab.config import resolve_config
+from seqlab.errors import SeqlabError
+from seqlab.training import train
+from seqlab.training.hardware import competing_load, thread_policy, trainer_arguments, training_threads
+
+
+@pytest.mark.parametrize("requested, cores, processes, busy, expected", [
+    (0, 2, 1, 0, 2),   # an idle 2-core machine: both cores
+    (0, 2, 1, 1, 1),   # one other busy process: the free core only
+    (0, 2, 1, 5, 1),   # never fewer than one
+    (0, 2, 2, 0, 1),   # two DDP ranks share the cores
+    (0, 8, 2, 0, 4),
+    (0, 8, 2, 6, 2),   # the free cores cap the share
+    (0, 8, 1, 3, 5),
+    (0, 1, 4, 0, 1),
+    (3, 2, 1, 1, 3),   # a count asked for is kept as it is
+])
+def test_thread_policy(requested, cores, processes, busy, expected):
+    assert thread_policy(requested, cores, processes, busy) == expected
+
+
+def test_competing_load_counts_running_tasks_besides_the_reader(tmp_path):
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text("1.52 0.80 0.33 3/214 9999\n")
+    assert competing_load(str(loadavg)) == 2
+    loadavg.write_text("0.00 0.00 0.00 1/90 12\n")
+    assert competing_load(str(loadavg)) == 0
+    assert competing_load(str(tmp_path / "missing")) == 0
+
+
+def test_training_threads_sets_the_count_and_restores_the_callers():
+    before = torch.get_num_threads()
+    config = resolve_config({"train": {"threads": 1 if before != 1 else 2}})
+    with training_threads(config.train) as threads:
+        assert threads == config.train.threads == torch.get_num_threads()
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--devices", "0"], "train.devices (--devices): expected a positive integer, a list of GPU indices such as "
+                         "0,1, or auto, got 0"),
+    (["--devices", "abc"], "train.devices (--devices): expected a positive integer"),
+    (["--set", "train.devices=[]"], "train.devices (--devices): expected a positive integer"),
+    (["--devices", "0,1"], "train.devices (--devices): expected a process count or auto on CPU"),
+    (["--accelerator", "tpu"], "train.accelerator (--accelerator): expected one of cpu, gpu, cuda, mps, auto, "
+                               "got 'tpu'"),
+    (["--precision", "16"], "train.precision (--precision): expected one of 32, bf16-mixed, 16-mixed, got '16'"),
+    (["--precision", "16-mixed"], "train.precision (--precision): expected 32 or bf16-mixed on CPU"),
+    (["--threads", "-1"], "train.threads (--threads): expected an integer >= 0"),
+    (["--num-nodes", "0"], "train.num_nodes (--num-nodes): expected an integer >= 1, got 0"),
+])
+def test_bad_device_flags_are_one_line_errors(argv, message, capsys, tmp_path):
+    status, out, err = run_cli(capsys, "train", "--data", "digits", "--out", tmp_path / "run", *argv)
+    assert status == 2
+    assert err.startswith(f"seqlab train: error: {message}") and err.count("\n") == 1, err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
+def test_gpu_on_a_machine_without_one_says_how_to_get_the_cuda_build(capsys, tmp_path):
+    status, _, err = run_cli(capsys, "train", "--data", "digits", "--accelerator", "gpu", "--out", tmp_path / "run")
+    assert status == 2 and err.count("\n") == 1 and not (tmp_path / "run").exists()
+    if torch.version.cuda is None:
+        assert "is a CPU-only build" in err and "--index-url https://download.pytorch.org/whl/cu" in err
+    else:
+        assert "torch sees no CUDA device" in err
+
+
+def test_trainer_arguments_choose_ddp_for_several_processes():
+    single = trainer_arguments(resolve_config({}).train)
+    assert single == {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "precision": "32", "strategy": "auto"}
+    two = trainer_arguments(resolve_config({"train": {"devices": "2"}}).train)
+    assert two["devices"] == 2 and two["strategy"] == "ddp"
+    nodes = trainer_arguments(resolve_config({"train": {"num_nodes": 2}}).train)
+    assert nodes["strategy"] == "ddp"
+    assert trainer_arguments(resolve_config({"train": {"accelerator": "auto"}}).train)["accelerator"] == (
+        "gpu" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(SeqlabError, match="train.devices"):
+        resolve_config({"train": {"devices": [0, 0]}})
+
+
+def test_bf16_mixed_trains_on_cpu_in_bfloat16_close_to_float32(tmp_path):
+    """The linear layers run in bfloat16 under bf16-mixed, and the accuracy stays near float32's."""
+    seen: dict[str, set] = {}
+
+    class RecordDtypes(pl.Callback):
+        """The output dtypes of the linear layers while Lightning trains and validates."""
+
+        def __init__(self, dtypes: set):
+            self.dtypes, self.hooks = dtypes, []
+
+        def on_train_start(self, trainer, pl_module):
+            self.hooks = [layer.register_forward_hook(lambda m, i, o: self.dtypes.add(o.dtype))
+                          for layer in pl_module.model.modules() if isinstance(layer, torch.nn.Linear)]
+
+        def on_train_end(self, trainer, pl_module):
+            for hook in self.hooks:
+                hook.remove()
+
+    def run(precision: str):
+
+        config = resolve_config({"data": {"spec": "digits"}, "model": {"name": "gru", "hidden_size": 32},
+                                 "train": {"epochs": 4, "precision": precision, "threads": 1}})
+        callback = RecordDtypes(seen.setdefault(precision, set()))
+        return train(config, tmp_path / precision, quiet=True, callbacks=[callback]).metrics
+
+    half, full = run("bf16-mixed"), run("32")
+    assert seen["bf16-mixed"] == {torch.bfloat16} and seen["32"] == {torch.float32}
+    assert full["test"]["accuracy"] > 0.6
+    assert abs(half["test"]["accuracy"] - full["test"]["accuracy"]) < 0.05
