@@ -157,6 +157,29 @@ def _parser() -> argparse.ArgumentParser:
                         help="for run folders: compiled (default, seqlab's batch-1 kernels) or eager (PyTorch); "
                              "exported files run on ONNX Runtime or ncnn")
 
+    inspect = commands.add_parser(
+        "inspect", help="look inside a trained recurrent classifier: gradient flow over time, gate activity",
+        description="Inspections of classification runs; see `seqlab inspect gradients --help`.",
+    )
+    inspections = inspect.add_subparsers(dest="inspection", metavar="INSPECTION", required=True)
+    gradients = inspections.add_parser(
+        "gradients", help="norm of dL/dh_t per time step and layer, and of dL/dx_t, averaged over sequences",
+        description="Back-propagate the summed cross-entropy of a batch of sequences and write, per time step, "
+        "the mean norm of the total gradient w.r.t. each layer's hidden state h_t (through the head and the "
+        "recurrence) and w.r.t. the input x_t: gradients.json and gradients.png (log scale) in --out. "
+        "Several --run folders (say rnn, lstm and gru trained on the same data) share one plot.",
+        epilog="Example: seqlab inspect gradients --run runs/rnn --run runs/gru --out runs/compare",
+    )
+    gradients.add_argument("--run", type=Path, action="append", required=True,
+                           help="classification run folder with an RNN, GRU or LSTM (repeatable)")
+    gradients.add_argument("--input", type=Path,
+                           help="labelled .npz, .csv or .ts sequences instead of the run's own data")
+    gradients.add_argument("--split", choices=["test", "val", "train"], default="test",
+                           help="which split of the run's data to read when there is no --input (default test)")
+    gradients.add_argument("--batch", type=int, default=256, help="how many sequences to average, the first ones "
+                           "(default 256)")
+    gradients.add_argument("--out", type=Path, required=True, help="folder for gradients.json and gradients.png")
+
     demo = commands.add_parser("demo", help="the main job: train and compare the core models on real data")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for the runs (default runs/demo)")
     demo.add_argument("--epochs", type=int, default=None, help="override each run's epochs (for a quick look)")
@@ -315,6 +338,18 @@ def cmd_stream(args) -> None:
         stream_file(args.run, handle, name, out, args.window, args.stride, args.backend)
 
 
+def cmd_inspect(args) -> None:
+    if args.inspection == "gradients":
+        from seqlab.inspect import inspect_gradients
+
+        flows = inspect_gradients(args.run, args.out, args.input, args.split, args.batch)
+        for flow in flows:
+            top = flow.hidden[-1]
+            print(f"{flow.label}: top layer ||dL/dh_t|| {top[0]:.3g} at t=0, {top[-1]:.3g} at t={len(top) - 1}; "
+                  f"||dL/dx_t|| {flow.input[0]:.3g} .. {flow.input[-1]:.3g} (mean of {flow.sequences} sequences)")
+        print(f"Written: {args.out / 'gradients.json'}, {args.out / 'gradients.png'}")
+
+
 def cmd_demo(args) -> None:
     from seqlab.demo import run_demo
 
@@ -325,7 +360,7 @@ def cmd_demo(args) -> None:
 
 COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "train": cmd_train, "eval": cmd_eval,
             "predict": cmd_predict, "forecast": cmd_forecast, "generate": cmd_generate, "sine": cmd_sine,
-            "export": cmd_export, "stream": cmd_stream, "demo": cmd_demo}
+            "export": cmd_export, "stream": cmd_stream, "inspect": cmd_inspect, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

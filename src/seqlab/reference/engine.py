@@ -47,7 +47,10 @@ class ReferenceRNN:
         lengths (B,) | None)`` returns ``out (B, T, D*P)``, ``h_n (L*D, B, P)``
         and ``c_n (L*D, B, H)`` (None unless LSTM). ``backward(d_out, d_h_n,
         d_c_n)`` uses the cache of the last forward and returns a dict with
-        ``x``, ``h0``, ``c0`` and one entry per parameter name.
+        ``x``, ``h0``, ``c0`` and one entry per parameter name. It also leaves
+        ``state_grads``: per layer, ``(B, T, D*P)``, the total gradient with
+        respect to the state h_t, through the output at t and the recurrence
+        (zero on padded steps).
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class ReferenceRNN:
         for name, shape in self.parameter_shapes().items():
             self.params[name] = rng.uniform(-bound, bound, size=shape).astype(dtype)
         self.cache = None
+        self.state_grads: list[np.ndarray] = []
 
     # ------------------------------------------------------------------
     # Parameters, named as in torch.nn
@@ -214,12 +218,14 @@ class ReferenceRNN:
         grads = {name: np.zeros_like(value) for name, value in self.params.items()}
         d_h0, d_c0 = np.zeros_like(d_h_n), np.zeros_like(d_c_n)
         d_layer_out = d_out
+        self.state_grads = [np.zeros((B, T, D * P), self.dtype) for _ in range(L)]
         for layer in reversed(range(L)):
             d_input = None
             for d in range(D):
                 k = layer * D + d
                 dx, d_h0[k], d_c0[k] = self._backprop_direction(
-                    d_layer_out[:, :, d * P : (d + 1) * P], d_h_n[k], d_c_n[k], caches[k], layer, d, grads
+                    d_layer_out[:, :, d * P : (d + 1) * P], d_h_n[k], d_c_n[k], caches[k], layer, d, grads,
+                    self.state_grads[layer][:, :, d * P : (d + 1) * P],
                 )
                 d_input = dx if d_input is None else d_input + dx
             d_layer_out = d_input  # gradient w.r.t. this layer's input (B, T, F_layer)
@@ -227,7 +233,7 @@ class ReferenceRNN:
         result.update(grads)
         return result
 
-    def _backprop_direction(self, d_out, d_h, d_c, steps, layer, direction, grads):
+    def _backprop_direction(self, d_out, d_h, d_c, steps, layer, direction, grads, d_states):
         w = self._weights(layer, direction)
         s = f"_l{layer}" + ("_reverse" if direction else "")
         g = {"W_ih": grads[f"weight_ih{s}"], "W_hh": grads[f"weight_hh{s}"], "b_ih": grads[f"bias_ih{s}"],
@@ -236,6 +242,7 @@ class ReferenceRNN:
         dx = np.zeros((B, T, w["W_ih"].shape[1]), self.dtype)
         for t, m, cache in reversed(steps):
             dh_new = m * (d_out[:, t] + d_h)  # the new state feeds the output and the next step
+            d_states[:, t] = dh_new
             dc_new = m * d_c
             if self.mode == "rnn":
                 dx[:, t], dh_prev = cells.rnn_backward(dh_new, cache, w["W_ih"], w["W_hh"], g, self.nonlinearity)

@@ -72,13 +72,14 @@ def fit_module(module, train_loader, val_loader, config: RunConfig, out: Path, r
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
+    from seqlab.inspect.gradients import GradientNormMonitor
     from seqlab.training.hardware import trainer_arguments
     from seqlab.training.module import AtomicCheckpointIO, EpochPrinter, EpochProgressBar, HistoryWriter
 
     checkpoint_dir = out / "checkpoints"
     checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, filename="best-{epoch:03d}", monitor="val_loss",
                                  mode="min", save_top_k=1, save_last=True)
-    callbacks = [checkpoint, HistoryWriter(out / "history.csv"), *(callbacks or [])]
+    callbacks = [checkpoint, GradientNormMonitor(), HistoryWriter(out / "history.csv"), *(callbacks or [])]
     interactive = sys.stdout.isatty()
     if not quiet:
         callbacks.append(EpochProgressBar() if interactive else EpochPrinter())
