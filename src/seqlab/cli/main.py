@@ -180,6 +180,61 @@ def _parser() -> argparse.ArgumentParser:
                            "(default 256)")
     gradients.add_argument("--out", type=Path, required=True, help="folder for gradients.json and gradients.png")
 
+    gates = inspections.add_parser(
+        "gates", help="LSTM/GRU gates over time: mean activation and how often each gate saturates",
+        description="Step the run's LSTM or GRU encoder (also inside a hybrid) with its own weights over a batch of "
+        "sequences and write, per gate and time step, the mean activation and the fractions of units above "
+        "--threshold and below 1 - threshold (tanh candidates: below -threshold): gates.json and gates.png. "
+        "A forget gate above 0.95 keeps its cell; a GRU update gate above 0.95 copies the state forward.",
+        epilog="Example: seqlab inspect gates --run runs/lstm --out runs/lstm-gates",
+    )
+    gates.add_argument("--run", type=Path, required=True, help="classification run folder with an LSTM or GRU")
+    gates.add_argument("--input", type=Path, help=".npz, .csv or .ts sequences instead of the run's own data")
+    gates.add_argument("--split", choices=["test", "val", "train"], default="test",
+                       help="which split of the run's data to read when there is no --input (default test)")
+    gates.add_argument("--batch", type=int, default=256, help="how many sequences, the first ones (default 256)")
+    gates.add_argument("--threshold", type=float, default=0.95, help="saturation threshold in (0.5, 1) "
+                       "(default 0.95)")
+    gates.add_argument("--out", type=Path, help="folder for gates.json and gates.png (default: the run folder)")
+
+    explain = commands.add_parser(
+        "explain", help="attribute a classifier's decision to (time step, feature) by integrated gradients or saliency",
+        description="Explain the logit of the target class (default: the predicted one) for chosen sequences of "
+        "--input, through Captum: integrated gradients from the all-zero (training-mean) baseline, whose "
+        "attributions sum to logit(x) - logit(baseline), or saliency, the signed gradient. Writes "
+        "attributions.json and explain_<index>.png per sequence (the signal coloured by attribution, the "
+        "attribution map, and attention weights for attention models; padding greyed out).",
+        epilog="Example: seqlab explain --run runs/ablstm --input data/new.npz --index 0 5 --out runs/explain",
+    )
+    explain.add_argument("--run", type=Path, required=True, help="classification run folder (any model)")
+    explain.add_argument("--input", type=Path, required=True, help=".npz, .csv or .ts sequences with the run's "
+                         "features")
+    explain.add_argument("--method", choices=["integrated-gradients", "saliency"], default="integrated-gradients",
+                         help="attribution method (default integrated-gradients)")
+    explain.add_argument("--index", type=int, nargs="+", default=None,
+                         help="which sequences of --input, counted from 0 (default: 0)")
+    explain.add_argument("--target", help="class name to explain (default: each sequence's predicted class)")
+    explain.add_argument("--steps", type=int, default=64,
+                         help="integrated gradients: points on the path from the baseline (default 64)")
+    explain.add_argument("--out", type=Path, required=True, help="folder for attributions.json and the plots")
+
+    profile = commands.add_parser(
+        "profile", help="time a few training and inference steps of a run under torch.profiler",
+        description="Train a copy of the run's model for --steps steps (after --warmup unprofiled ones) and run as "
+        "many inference steps, under torch.profiler. Writes trace.json (open it in ui.perfetto.dev or "
+        "chrome://tracing) and profile.json (regions: milliseconds per step spent on data loading, input "
+        "projection, recurrence, head, backward and optimizer; step_ms: the measured step), and prints the table.",
+        epilog="Example: seqlab profile --run runs/gru --backend fast --out runs/gru-profile",
+    )
+    profile.add_argument("--run", type=Path, required=True, help="classification run folder with a recurrent model")
+    profile.add_argument("--backend", default="torch", help="recurrent kernels to profile: torch (torch.nn's) or "
+                         "fast (seqlab's compiled CPU loops) (default torch)")
+    profile.add_argument("--steps", type=int, default=5, help="profiled steps of each kind (default 5)")
+    profile.add_argument("--warmup", type=int, default=2, help="unprofiled steps first (compilation, buffers; "
+                         "default 2)")
+    profile.add_argument("--batch-size", type=int, default=None, help="sequences per step (default: the run's)")
+    profile.add_argument("--out", type=Path, required=True, help="folder for trace.json and profile.json")
+
     demo = commands.add_parser("demo", help="the main job: train and compare the core models on real data")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for the runs (default runs/demo)")
     demo.add_argument("--epochs", type=int, default=None, help="override each run's epochs (for a quick look)")
@@ -348,6 +403,43 @@ def cmd_inspect(args) -> None:
             print(f"{flow.label}: top layer ||dL/dh_t|| {top[0]:.3g} at t=0, {top[-1]:.3g} at t={len(top) - 1}; "
                   f"||dL/dx_t|| {flow.input[0]:.3g} .. {flow.input[-1]:.3g} (mean of {flow.sequences} sequences)")
         print(f"Written: {args.out / 'gradients.json'}, {args.out / 'gradients.png'}")
+    elif args.inspection == "gates":
+        from seqlab.inspect import inspect_gates
+
+        out = args.out or args.run
+        activity = inspect_gates(args.run, out, args.input, args.split, args.batch, args.threshold)
+        for entry in activity.layers:
+            parts = [f"{name} mean {stats['mean']:.3f} high {stats['high']:.3f} low {stats['low']:.3f}"
+                     for name, stats in entry["overall"].items()]
+            print(f"layer {entry['layer']} {entry['direction']}: " + "; ".join(parts))
+        print(f"Written: {out / 'gates.json'}, {out / 'gates.png'}")
+
+
+def cmd_explain(args) -> None:
+    from seqlab.inspect import explain
+
+    report = explain(args.run, args.input, args.out, args.method, args.index, args.target, args.steps)
+    for record in report["sequences"]:
+        gap = f", completeness gap {record['delta']:.2g}" if record["delta"] is not None else ""
+        print(f"sequence {record['index']} (id {record['id']}): predicted {record['predicted']}, explained "
+              f"{record['target']} (p={record['probability']:.3f}); attributions sum to {record['total']:.4g}{gap}")
+    print(f"Written: {args.out / 'attributions.json'} and {len(report['sequences'])} explain_<index>.png")
+
+
+def cmd_profile(args) -> None:
+    from seqlab.inspect import profile_run
+    from seqlab.reports.tables import format_table
+
+    report = profile_run(args.run, args.out, args.backend, args.steps, args.warmup, args.batch_size)
+    for title, phase in (("training step", report), ("inference step", report["inference"])):
+        regions = phase["regions"]
+        step = phase["step_ms"]
+        rows = [[name, f"{ms:.2f}", f"{100 * ms / step:.0f}%"] for name, ms in regions.items()]
+        rows.append(["(sum of regions)", f"{sum(regions.values()):.2f}", f"{100 * sum(regions.values()) / step:.0f}%"])
+        print(f"{report['model']} {title}, backend {report['backend']}, batch {report['batch_size']}: "
+              f"{step:.2f} ms per step")
+        print(format_table(["region", "ms", "share"], rows))
+    print(f"Written: {args.out / 'profile.json'}, {args.out / 'trace.json'} (open in ui.perfetto.dev or chrome://tracing)")
 
 
 def cmd_demo(args) -> None:
@@ -360,7 +452,8 @@ def cmd_demo(args) -> None:
 
 COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "train": cmd_train, "eval": cmd_eval,
             "predict": cmd_predict, "forecast": cmd_forecast, "generate": cmd_generate, "sine": cmd_sine,
-            "export": cmd_export, "stream": cmd_stream, "inspect": cmd_inspect, "demo": cmd_demo}
+            "export": cmd_export, "stream": cmd_stream, "inspect": cmd_inspect, "explain": cmd_explain,
+            "profile": cmd_profile, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -84,15 +84,35 @@ def plot_forecast(series, origin: int, prediction: np.ndarray, truth: np.ndarray
     plt.close(fig)
 
 
+def mean_attention_by_class(weights: np.ndarray, labels: np.ndarray, classes: int,
+                            lengths: np.ndarray | None = None) -> np.ndarray:
+    """(N, T) weights -> (C, T) mean per true class over the sequences that reach each step; NaN where none does."""
+    steps = weights.shape[1]
+    valid = np.ones(weights.shape, bool) if lengths is None else np.arange(steps)[None, :] < lengths[:, None]
+    rows = np.full((classes, steps), np.nan)
+    for c in range(classes):
+        members = labels == c
+        counts = valid[members].sum(axis=0)  # (T,)
+        totals = (weights[members] * valid[members]).sum(axis=0)
+        rows[c] = np.where(counts > 0, totals / np.maximum(counts, 1), np.nan)
+    return rows
+
+
 def plot_attention(weights: np.ndarray, labels: np.ndarray, class_names: Sequence[str], path: Path,
-                   title: str = "") -> None:
-    """Mean attention weight per time step for each true class (rows), over the test sequences."""
-    rows = np.stack([weights[labels == c].mean(axis=0) if np.any(labels == c) else np.zeros(weights.shape[1])
-                     for c in range(len(class_names))])  # (C, T)
+                   title: str = "", lengths: np.ndarray | None = None) -> None:
+    """Mean attention weight per time step for each true class (rows), over the test sequences.
+
+    With ``lengths``, each step's mean is over the sequences that reach it: padding (weight 0 by
+    construction) is left out rather than averaged in, and a step no sequence of a class reaches is
+    greyed out, not painted as zero weight.
+    """
+    rows = mean_attention_by_class(weights, labels, len(class_names), lengths)  # (C, T)
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
     fig, ax = plt.subplots(figsize=(10, 0.4 * len(class_names) + 1.8))
-    image = ax.imshow(rows, aspect="auto", cmap="viridis", interpolation="nearest")
+    image = ax.imshow(np.ma.masked_invalid(rows), aspect="auto", cmap=cmap, interpolation="nearest")
     fig.colorbar(image, ax=ax, fraction=0.03, label="mean weight")
     ax.set_yticks(np.arange(len(class_names)), class_names)
-    ax.set(xlabel="time step", ylabel="true class", title=title or "attention over time (test)")
+    note = "\ngrey: steps no sequence of the class reaches" if np.isnan(rows).any() else ""
+    ax.set(xlabel="time step", ylabel="true class", title=(title or "attention over time (test)") + note)
     save_figure(fig, path)
     plt.close(fig)

@@ -93,7 +93,7 @@ def train_classification(config: RunConfig, out: Path, resume: bool, quiet: bool
                           f"{title}: test confusion matrix")
     if getattr(model, "attention", None) is not None and isinstance(bundle.test, SequenceSet):
         plot_attention(attention_weights(model, bundle.test), bundle.test.y, bundle.class_names,
-                       out / "attention.png", f"{title}: attention over time (test)")
+                       out / "attention.png", f"{title}: attention over time (test)", bundle.test.lengths)
     write_json(out / METRICS_FILE, metrics)  # last: its presence marks the run complete
     return metrics
 
