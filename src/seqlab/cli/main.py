@@ -195,7 +195,7 @@ def _parser() -> argparse.ArgumentParser:
     gates.add_argument("--batch", type=int, default=256, help="how many sequences, the first ones (default 256)")
     gates.add_argument("--threshold", type=float, default=0.95, help="saturation threshold in (0.5, 1) "
                        "(default 0.95)")
-    gates.add_argument("--out", type=Path, help="folder for gates.json and gates.png (default: the run folder)")
+    gates.add_argument("--out", type=Path, required=True, help="folder for gates.json and gates.png")
 
     explain = commands.add_parser(
         "explain", help="attribute a classifier's decision to (time step, feature) by integrated gradients or saliency",
@@ -400,19 +400,19 @@ def cmd_inspect(args) -> None:
         flows = inspect_gradients(args.run, args.out, args.input, args.split, args.batch)
         for flow in flows:
             top = flow.hidden[-1]
-            print(f"{flow.label}: top layer ||dL/dh_t|| {top[0]:.3g} at t=0, {top[-1]:.3g} at t={len(top) - 1}; "
-                  f"||dL/dx_t|| {flow.input[0]:.3g} .. {flow.input[-1]:.3g} (mean of {flow.sequences} sequences)")
+            inputs = f"; ||dL/dx_t|| {flow.input[0]:.3g} .. {flow.input[-1]:.3g}" if flow.input else ""
+            print(f"{flow.label}: top layer ||dL/dh_t|| {top[0]:.3g} at t=0, {top[-1]:.3g} at t={len(top) - 1}"
+                  f"{inputs} (mean of {flow.sequences} sequences)")
         print(f"Written: {args.out / 'gradients.json'}, {args.out / 'gradients.png'}")
     elif args.inspection == "gates":
         from seqlab.inspect import inspect_gates
 
-        out = args.out or args.run
-        activity = inspect_gates(args.run, out, args.input, args.split, args.batch, args.threshold)
+        activity = inspect_gates(args.run, args.out, args.input, args.split, args.batch, args.threshold)
         for entry in activity.layers:
             parts = [f"{name} mean {stats['mean']:.3f} high {stats['high']:.3f} low {stats['low']:.3f}"
                      for name, stats in entry["overall"].items()]
             print(f"layer {entry['layer']} {entry['direction']}: " + "; ".join(parts))
-        print(f"Written: {out / 'gates.json'}, {out / 'gates.png'}")
+        print(f"Written: {args.out / 'gates.json'}, {args.out / 'gates.png'}")
 
 
 def cmd_explain(args) -> None:

@@ -48,13 +48,13 @@ def attribute(model, x: torch.Tensor, lengths: torch.Tensor | None, target: torc
     x = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         if method == "saliency":
-            return Saliency(logits).attribute(x, target=target, abs=False, additional_forward_args=extra), None
+            return Saliency(logits).attribute(x, target=target, abs=False, additional_forward_args=extra).detach(), None
         if steps < 2:
             raise SeqlabError(f"--steps: expected an integer >= 2, got {steps}")
         attributions, delta = IntegratedGradients(logits).attribute(
             x, baselines=torch.zeros_like(x), target=target, additional_forward_args=extra, n_steps=steps,
             return_convergence_delta=True)
-    return attributions, delta
+    return attributions.detach(), delta.detach()
 
 
 def explain(run_dir: str | Path, input_path: str | Path, out: str | Path, method: str = "integrated-gradients",
@@ -68,7 +68,13 @@ def explain(run_dir: str | Path, input_path: str | Path, out: str | Path, method
     from seqlab.reports.inspection import plot_attribution
     from seqlab.tasks.classification import attention_weights
 
+    from seqlab.models.registry import get_model_entry
+
     run = load_classifier(run_dir, "explain")
+    name = run.checkpoint["model"]["name"]
+    if get_model_entry(name).tokens:
+        raise SeqlabError(f"run folder {run.path}: model {name} reads token ids, which have no gradient; "
+                          "`seqlab explain` attributes numeric features")
     data = inspection_data(run, input_path, labels=False)
     indices = [0] if not indices else list(indices)
     bad = [i for i in indices if not 0 <= i < len(data)]
@@ -86,6 +92,8 @@ def explain(run_dir: str | Path, input_path: str | Path, out: str | Path, method
     with torch.no_grad():
         probabilities = torch.softmax(model(x, lengths), dim=1)  # (N, C)
         attention = attention_weights(model, chosen) if getattr(model, "attention", None) is not None else None
+    if attention is not None and attention.shape[1] != chosen.steps:
+        attention = None  # attention over other steps than the input's (lstm-fcn's dimension shuffle): not drawn
     predicted = probabilities.argmax(dim=1)
     targets = predicted if target is None else torch.full_like(predicted, class_names.index(target))
     attributions, delta = attribute(model, x, lengths, targets, method, steps)
@@ -94,7 +102,7 @@ def explain(run_dir: str | Path, input_path: str | Path, out: str | Path, method
     out = Path(out)
     for row, index in enumerate(indices):
         length = x.shape[1] if lengths is None else int(lengths[row])
-        values = attributions[row, :length].detach().numpy()  # (T_i, F)
+        values = attributions[row, :length].numpy()  # (T_i, F)
         record = {"index": index, "id": str(chosen.ids[row]), "length": length,
                   "target": class_names[int(targets[row])], "predicted": class_names[int(predicted[row])],
                   "probability": float(probabilities[row, targets[row]]),

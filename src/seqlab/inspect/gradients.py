@@ -49,13 +49,14 @@ class GradientFlow:
         label: how plots name the run (model and folder).
         hidden: one list per recurrent layer (bottom first) of the mean
             ||dL/dh_t|| for each of the encoder's steps.
-        input: the mean ||dL/dx_t|| for each step of the model's input.
+        input: the mean ||dL/dx_t|| for each step of the model's input (None for
+            token models, whose ids are looked up, not differentiated).
         sequences: how many sequences were averaged.
     """
 
     label: str
     hidden: list[list[float]]
-    input: list[float]
+    input: list[float] | None
     sequences: int
 
     def to_dict(self) -> dict:
@@ -180,8 +181,9 @@ def gradient_flow(model: nn.Module, encoder, data: SequenceSet, label: str = "")
         squares = sum(torch.stack([h_t.grad.pow(2).sum(dim=1) for h_t in direction], dim=1)
                       for direction in layer)  # (B, T'): both directions' components of h_t
         hidden.append(_mean_norms(squares.sqrt(), hidden_valid))
-    input_norms = x.grad.norm(dim=2)  # (B, T)
-    return GradientFlow(label, hidden, _mean_norms(input_norms, input_valid), len(x))
+    # token models (text-lstm) look their ids up in an embedding: no gradient reaches the ids
+    inputs = None if x.grad is None else _mean_norms(x.grad.norm(dim=2), input_valid)  # from (B, T) norms
+    return GradientFlow(label, hidden, inputs, len(x))
 
 
 def inspect_gradients(run_dirs: list[str | Path], out: str | Path, input_path: str | Path | None = None,

@@ -25,7 +25,8 @@ def plot_gradient_flow(flows: Sequence, path: Path, title: str = "") -> None:
             label = flow.label + (f" layer {layer}" if len(flow.hidden) > 1 else "")
             ax_hidden.plot(np.arange(len(norms)), np.maximum(norms, 1e-30), LAYER_STYLES[layer % 4],
                            color=colour, label=label)
-        ax_input.plot(np.arange(len(flow.input)), np.maximum(flow.input, 1e-30), color=colour, label=flow.label)
+        if flow.input is not None:
+            ax_input.plot(np.arange(len(flow.input)), np.maximum(flow.input, 1e-30), color=colour, label=flow.label)
     ax_hidden.set(yscale="log", xlabel="time step t", ylabel="mean ||dL/dh_t||", title="hidden state")
     ax_input.set(yscale="log", xlabel="time step t", ylabel="mean ||dL/dx_t||", title="input")
     for ax in (ax_hidden, ax_input):
