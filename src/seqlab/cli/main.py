@@ -307,8 +307,9 @@ def cmd_train(args) -> None:
 
     config = build_config(args)
     result = train(config, args.out, overwrite=args.overwrite, quiet=args.quiet)
-    _print_metrics(result.metrics)
-    print(f"Run folder: {result.out}")
+    if result.rank_zero:  # DDP: the other processes stay silent
+        _print_metrics(result.metrics)
+        print(f"Run folder: {result.out}")
 
 
 def _print_metrics(metrics: dict) -> None:

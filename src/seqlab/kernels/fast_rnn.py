@@ -588,6 +588,10 @@ def fast_forward(
     Shapes that do not fit the module, lengths outside 1..T and non-finite
     inputs raise ``ValueError``.
     """
+    if torch.is_autocast_enabled("cpu"):
+        # float32 kernels: the layer runs outside autocast, as torch's own GRU does under bf16-mixed
+        with torch.autocast("cpu", enabled=False):
+            return fast_forward(module, x, lengths, state)
     check_inputs(module, x, lengths, state)
     mode = {nn.RNN: "rnn", nn.GRU: "gru", nn.LSTM: "lstm"}[type(module)]
     if lengths is not None and int(lengths.min()) == x.shape[1]:

@@ -123,3 +123,15 @@ def trainer_arguments(train: TrainConfig) -> dict[str, Any]:
     processes = (count if isinstance(count, int) else 1) * train.num_nodes
     return {"accelerator": accelerator, "devices": devices, "num_nodes": train.num_nodes,
             "precision": train.precision, "strategy": "ddp" if processes > 1 else "auto"}
+
+
+RANK_VARIABLES = ("RANK", "SLURM_PROCID", "NODE_RANK", "LOCAL_RANK")  # torchrun, SLURM, Lightning's launcher
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is DDP rank 0 (or alone), from the variables its launcher sets.
+
+    Known before the process group exists, so that only rank 0 prepares and
+    writes the run folder and prints.
+    """
+    return all(os.environ.get(name, "0") == "0" for name in RANK_VARIABLES)

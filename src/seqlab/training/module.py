@@ -93,8 +93,15 @@ class SeqlabModule(pl.LightningModule):
         return self._step(batch, "train")
 
     def validation_step(self, batch, batch_idx):
-        loss = self._step(batch, "val")
-        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=1)
+        self._step(batch, "val")
+
+    def _all_processes(self, sums: dict[str, float]) -> dict[str, float]:
+        """A stage's sums over every DDP process (each one sees its own share of the batches)."""
+        if self.trainer.world_size == 1:
+            return sums
+        keys = sorted(sums)
+        values = torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=self.device)
+        return dict(zip(keys, self.trainer.strategy.reduce(values, reduce_op="sum").tolist()))
 
     def on_train_epoch_start(self):
         self._sums.pop("train", None)
@@ -107,8 +114,10 @@ class SeqlabModule(pl.LightningModule):
         if self.trainer.sanity_checking or "train" not in self._sums or "val" not in self._sums:
             return
         row = {"epoch": self.current_epoch + 1}
-        row.update(self.summarise("train", self._sums["train"]))
-        row.update(self.summarise("val", self._sums["val"]))
+        row.update(self.summarise("train", self._all_processes(self._sums["train"])))
+        row.update(self.summarise("val", self._all_processes(self._sums["val"])))
+        # the same value on every process; sync_dist only says so to Lightning
+        self.log("val_loss", row["val_loss"], prog_bar=True, sync_dist=True)
         row["lr"] = self.trainer.optimizers[0].param_groups[0]["lr"]
         row["seconds"] = time.perf_counter() - self._epoch_start
         self.history.append(row)
@@ -192,7 +201,7 @@ class HistoryWriter(pl.Callback):
         self.path = Path(path)
 
     def on_train_epoch_end(self, trainer, pl_module):
-        if pl_module.history:
+        if pl_module.history and trainer.is_global_zero:
             columns = list(pl_module.history[0])
             write_csv(self.path, columns, [[row[c] for c in columns] for row in pl_module.history])
 

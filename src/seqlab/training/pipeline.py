@@ -27,10 +27,15 @@ from seqlab.runs import CONFIG_FILE, prepare_out_dir
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns: the run folder and its metrics."""
+    """What :func:`train` returns: the run folder and its metrics (empty on DDP ranks other than 0)."""
 
     out: Path
     metrics: dict[str, Any]
+    rank_zero: bool = True
+
+
+class NotRankZero(Exception):
+    """Raised on the DDP ranks other than 0 when fitting ends: evaluating and writing the run are rank 0's."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -43,6 +48,7 @@ class FitResult:
     best_state: dict[str, torch.Tensor]
     best_epoch: int
     seconds: float
+    world_size: int = 1
 
     def summary(self, task: str, config: RunConfig, model: torch.nn.Module) -> dict[str, Any]:
         """The head of every metrics.json: task, model, params, train_seconds, epochs, best_epoch, threads."""
@@ -50,7 +56,7 @@ class FitResult:
 
         return {"task": task, "model": config.model["name"], "params": count_parameters(model),
                 "train_seconds": round(self.seconds, 3), "epochs": len(self.history), "best_epoch": self.best_epoch,
-                "threads": torch.get_num_threads()}
+                "threads": torch.get_num_threads(), "world_size": self.world_size}
 
 
 def quiet_lightning() -> None:
@@ -73,7 +79,7 @@ def fit_module(module, train_loader, val_loader, config: RunConfig, out: Path, r
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     from seqlab.inspect.gradients import GradientNormMonitor
-    from seqlab.training.hardware import trainer_arguments
+    from seqlab.training.hardware import is_rank_zero, trainer_arguments
     from seqlab.training.module import AtomicCheckpointIO, EpochPrinter, EpochProgressBar, HistoryWriter
 
     checkpoint_dir = out / "checkpoints"
@@ -81,6 +87,7 @@ def fit_module(module, train_loader, val_loader, config: RunConfig, out: Path, r
                                  mode="min", save_top_k=1, save_last=True)
     callbacks = [checkpoint, GradientNormMonitor(), HistoryWriter(out / "history.csv"), *(callbacks or [])]
     interactive = sys.stdout.isatty()
+    quiet = quiet or not is_rank_zero()
     if not quiet:
         callbacks.append(EpochProgressBar() if interactive else EpochPrinter())
     if config.train.patience:
@@ -111,10 +118,12 @@ def fit_module(module, train_loader, val_loader, config: RunConfig, out: Path, r
             raise TrainingInterrupted(f"training interrupted after {len(module.history)} epochs") from None
         raise
     seconds = time.perf_counter() - started
+    if not trainer.is_global_zero:
+        raise NotRankZero
     best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
     prefix = "model."
     state = {k[len(prefix):]: v for k, v in best["state_dict"].items() if k.startswith(prefix)}
-    return FitResult(module.history, state, int(best["epoch"]) + 1, seconds)
+    return FitResult(module.history, state, int(best["epoch"]) + 1, seconds, trainer.world_size)
 
 
 def train(
@@ -133,17 +142,23 @@ def train(
     import lightning.pytorch as pl
 
     from seqlab.tasks import TASK_TRAINERS
-    from seqlab.training.hardware import trainer_arguments, training_threads
+    from seqlab.training.hardware import is_rank_zero, trainer_arguments, training_threads
 
     trainer_arguments(config.train)  # refuses what this machine cannot run, before anything is written
     out = Path(out)
     config_yaml = config_to_yaml(config)
-    resume = prepare_out_dir(out, config_yaml, overwrite)
-    write_text(out / CONFIG_FILE, config_yaml)
+    if is_rank_zero():
+        resume = prepare_out_dir(out, config_yaml, overwrite)
+        write_text(out / CONFIG_FILE, config_yaml)
+    else:  # DDP: rank 0 prepared the folder before the other processes started
+        resume = (out / "checkpoints" / "last.ckpt").is_file()
     quiet_lightning()
     pl.seed_everything(config.train.seed, workers=True, verbose=False)
-    with training_threads(config.train):
-        metrics = TASK_TRAINERS[config.task](config, out, resume=resume, quiet=quiet, callbacks=callbacks)
+    try:
+        with training_threads(config.train):
+            metrics = TASK_TRAINERS[config.task](config, out, resume=resume, quiet=quiet, callbacks=callbacks)
+    except NotRankZero:
+        return TrainResult(out, {}, rank_zero=False)
     return TrainResult(out, metrics)
 
 
