@@ -36,9 +36,9 @@ def test_thread_policy(requested, cores, processes, busy, expected):
 def test_competing_load_counts_running_tasks_besides_the_reader(tmp_path):
     loadavg = tmp_path / "loadavg"
     loadavg.write_text("1.52 0.80 0.33 3/214 9999\n")
-    assert competing_load(str(loadavg)) == 2
+    assert competing_load(str(loadavg), interval=0) == 2
     loadavg.write_text("0.00 0.00 0.00 1/90 12\n")
-    assert competing_load(str(loadavg)) == 0
+    assert competing_load(str(loadavg), interval=0) == 0
     assert competing_load(str(tmp_path / "missing")) == 0
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,18 +28,35 @@ CUDA_INSTALL = (f"install torch's CUDA build: `pip install torch=={torch.__versi
                 "https://pytorch.org/get-started/locally/")
 
 
-def competing_load(loadavg: str = "/proc/loadavg") -> int:
-    """Runnable tasks on this machine besides this process, right now (Linux; 0 elsewhere).
+def competing_load(loadavg: str = "/proc/loadavg", samples: int = 3, interval: float = 0.01) -> int:
+    """Tasks of other processes running or ready to run on this machine now (Linux; 0 elsewhere).
 
-    Read from ``/proc/loadavg``'s running count, which includes the reader
-    itself; the 1-minute load average would lag a process started seconds ago.
+    The running count of ``/proc/loadavg`` (the 1-minute load average would
+    lag a process started seconds ago) less this process's own running
+    threads, the smallest of ``samples`` readings ``interval`` seconds apart,
+    so that a task that runs for a moment does not count: a busy process is
+    ready to run at every reading.
     """
-    try:
-        with open(loadavg, encoding="ascii") as handle:
-            running = int(handle.read().split()[3].split("/")[0])
-    except (OSError, IndexError, ValueError):
-        return 0
-    return max(0, running - 1)
+    readings = []
+    for i in range(samples):
+        if i:
+            time.sleep(interval)
+        try:
+            with open(loadavg, encoding="ascii") as handle:
+                running = int(handle.read().split()[3].split("/")[0])
+        except (OSError, IndexError, ValueError):
+            return 0
+        readings.append(running - _own_running_threads())
+    return max(0, min(readings))
+
+
+def _own_running_threads() -> int:
+    """This process's threads in state R (at least the one reading)."""
+    count = 0
+    for stat in Path("/proc/self/task").glob("*/stat"):
+        with contextlib.suppress(OSError):
+            count += stat.read_text(encoding="ascii").rsplit(")", 1)[1].split()[0] == "R"
+    return max(1, count)
 
 
 def thread_policy(requested: int, cores: int, processes: int = 1, busy: int = 0) -> int:
