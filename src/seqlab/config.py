@@ -137,6 +137,7 @@ class TrainConfig:
         check(self.clip >= 0, "train.clip", "a value >= 0 (0 disables clipping)", self.clip)
         check(self.patience >= 0, "train.patience", "an integer >= 0", self.patience)
         check(self.threads >= 0, "train.threads", "an integer >= 0 (0: chosen for the machine)", self.threads)
+        check(0 <= self.seed < 2**32, "train.seed", "an integer in 0 .. 2**32 - 1", self.seed)
         check(self.accelerator in ACCELERATORS, "train.accelerator", "one of " + ", ".join(ACCELERATORS),
               self.accelerator)
         self.devices = parse_devices(self.devices)
@@ -368,6 +369,50 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESETS.glob("*.yaml"))
 
 
+# A config is a few dozen values; these bounds stop a file of YAML aliases (each a reference to an
+# earlier node, so 400 bytes can stand for a billion values) before anything walks or prints it.
+MAX_YAML_BYTES = 1_000_000
+MAX_YAML_VALUES = 100_000
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load`` bounded: at most MAX_YAML_BYTES of text and MAX_YAML_VALUES values once
+    aliases are expanded (a recursive alias counts without end, so it is refused too)."""
+    if len(text) > MAX_YAML_BYTES:
+        raise SeqlabError(f"{source}: {len(text)} characters of YAML; expected at most {MAX_YAML_BYTES}")
+    try:
+        tree = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise SeqlabError(f"{source}: not valid YAML ({' '.join(str(error).split())})") from None
+    except RecursionError:
+        raise SeqlabError(f"{source}: YAML nested too deeply") from None
+    check_yaml_values(tree, source)
+    return tree
+
+
+def check_yaml_values(tree: Any, source: str) -> None:
+    """Refuse a loaded YAML tree of more than MAX_YAML_VALUES values, aliases expanded."""
+    pending, count = [tree], 0
+    while pending:
+        node = pending.pop()
+        count += 1
+        if count > MAX_YAML_VALUES:
+            raise SeqlabError(f"{source}: YAML expands to more than {MAX_YAML_VALUES} values (through aliases "
+                              "such as *name); expected a small config")
+        if isinstance(node, dict):
+            pending.extend(node.keys())
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+
+
+def check_sections(tree: dict[str, Any], source: str) -> None:
+    """Refuse a top-level key that is neither ``task`` nor a section (a misspelt ``trian``)."""
+    unknown = sorted(str(key) for key in set(tree) - set(SECTIONS) - {"task"})
+    if unknown:
+        raise SeqlabError(f"{source}unknown section {unknown[0]!r}; valid sections: task, {', '.join(SECTIONS)}")
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML config; a bare preset name (``airline``) reads the packaged preset."""
     path = Path(path)
@@ -376,47 +421,59 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise SeqlabError(f"config file {path}: not found (presets: {', '.join(preset_names())})")
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise SeqlabError(f"config file {path}: not valid YAML ({error})") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise SeqlabError(f"config file {path}: not UTF-8 text (byte {error.start})") from None
+    tree = load_yaml(text, f"config file {path}")
     if tree is None:
         return {}
     if not isinstance(tree, dict):
         raise SeqlabError(f"config file {path}: expected a mapping with data/model/train sections, got {type(tree).__name__}")
-    unknown = sorted(set(tree) - set(SECTIONS) - {"task"})
-    if unknown:
-        raise SeqlabError(f"config file {path}: unknown section {unknown[0]!r}; valid sections: task, {', '.join(SECTIONS)}")
+    check_sections(tree, f"config file {path}: ")
     return tree
 
 
 def apply_override(tree: dict[str, Any], assignment: str) -> None:
-    """Apply ``section.key=value`` to ``tree``; the value is read as YAML."""
+    """Apply ``section.key=value`` to ``tree``; the value is read as YAML.
+
+    Deeper keys name entries of mapping values: ``data.options.normalize=per-file-minmax``.
+    """
     if "=" not in assignment:
         raise SeqlabError(f"--set {assignment!r}: expected KEY=VALUE such as model.hidden_size=64")
     key, raw = assignment.split("=", 1)
     parts = key.strip().split(".")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
+    except (yaml.YAMLError, RecursionError):
+        value = raw  # not YAML: the text itself
+    check_yaml_values(value, f"--set {key.strip()}")
     if parts == ["task"]:
         tree["task"] = value
         return
-    if len(parts) != 2 or parts[0] not in SECTIONS or not parts[1]:
+    if len(parts) < 2 or parts[0] not in SECTIONS or not all(parts[1:]):
         raise SeqlabError(
             f"--set {assignment!r}: expected task or a key of the form SECTION.KEY with SECTION one of "
             f"{', '.join(SECTIONS)}, got {key!r}"
         )
-    section = tree.setdefault(parts[0], {})
-    if section is None:
-        section = tree[parts[0]] = {}
-    section[parts[1]] = value
+    node = tree
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise SeqlabError(f"--set {assignment!r}: {'.'.join(parts[:depth + 1])} is {child!r}, not a mapping "
+                              "of keys")
+        node = child
+    node[parts[-1]] = value
 
 
 def resolve_config(tree: dict[str, Any]) -> RunConfig:
     """Check a config tree and fill in every default, the model's included."""
     from seqlab.models.registry import resolve_model_options
 
+    if not isinstance(tree, dict):
+        raise SeqlabError(f"config: expected a mapping with data/model/train sections, got {type(tree).__name__}")
+    check_sections(tree, "config: ")
     data = from_dict(DataConfig, tree.get("data"), "data")
     train = from_dict(TrainConfig, tree.get("train"), "train")
     task = tree.get("task") or "auto"
@@ -424,6 +481,8 @@ def resolve_config(tree: dict[str, Any]) -> RunConfig:
         task = infer_task(data.spec)
     check(task in TASKS, "task", "auto or one of " + ", ".join(TASKS), task)
     forecast = from_dict(ForecastConfig, tree.get("forecast"), "forecast")
+    if not isinstance(tree.get("model") or {}, dict):
+        raise SeqlabError(f"model: expected a mapping of keys to values, got {tree['model']!r}")
     model_tree = dict(tree.get("model") or {})
     if task == "forecast" and forecast.strategy == "recursive":
         model_tree.setdefault("head", "step")  # a one-step model rolled out step by step

@@ -2,30 +2,58 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import IO, Any, Iterable, Iterator, Sequence
 
 import torch
 
+from seqlab.errors import SeqlabError
 
-def _write_atomic(path: Path, data: bytes) -> None:
+
+@contextlib.contextmanager
+def open_atomic(path: Path, binary: bool = False) -> Iterator[IO]:
+    """A handle on a temporary file beside ``path``, renamed onto ``path`` when the block ends.
+
+    If the block raises, the temporary file is removed and ``path`` is left as it was. An
+    ``OSError`` without a file name (a full disk, ENOSPC) is raised again naming ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename is None and error.errno is not None:
+            raise OSError(error.errno, error.strerror, str(path)) from error
         raise
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    with open_atomic(path, binary=True) as handle:
+        handle.write(data)
+
+
+def check_output_path(out: Path, flag: str = "--out", inputs: Iterable[Path | None] = ()) -> None:
+    """Refuse an output path that is a folder or one of the command's own inputs."""
+    out = Path(out)
+    if out.is_dir():
+        raise SeqlabError(f"{flag} {out}: is a folder; expected the path of a file to write")
+    for source in inputs:
+        if source is not None and Path(source).exists() and out.exists() and out.samefile(source):
+            raise SeqlabError(f"{flag} {out}: is also an input of this command ({source}); "
+                              "expected another path, so that the input is not overwritten")
 
 
 def write_text(path: Path, text: str) -> None:
@@ -33,7 +61,18 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    """Write ``obj`` as strict JSON: NaN and Inf, which JSON cannot hold, are written as null."""
+    write_text(path, json.dumps(_finite_or_null(obj), indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+def _finite_or_null(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite_or_null(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_null(value) for value in obj]
+    return obj
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

@@ -8,8 +8,8 @@ import numpy as np
 
 from seqlab.data.sources import read_inputs
 from seqlab.errors import SeqlabError
-from seqlab.io import write_csv
-from seqlab.runs import load_run, require_task
+from seqlab.io import check_output_path, write_csv
+from seqlab.runs import MODEL_FILE, load_run, require_task
 from seqlab.training.evaluate import predict_proba
 
 
@@ -22,6 +22,8 @@ def predict_file(run_dir: str | Path | None, input_path: str | Path, out_path: s
     on ``workers`` cores; no run folder needed). A ``label`` column is added
     when the input carries labels. Returns the number of sequences.
     """
+    model_file = Path(onnx) if onnx is not None else Path(run_dir) / MODEL_FILE
+    check_output_path(Path(out_path), "--out", [Path(input_path), model_file])
     data, labels = read_inputs(input_path)
     if onnx is not None:
         probabilities, class_names = _onnx_probabilities(Path(onnx), data, Path(input_path), workers)

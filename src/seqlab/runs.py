@@ -114,8 +114,24 @@ def load_run(path: str | Path) -> Run:
         raise SeqlabError(f"{file}: not a readable seqlab checkpoint ({reason})") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise SeqlabError(f"{file}: expected a seqlab checkpoint ({CHECKPOINT_FORMAT})")
-    model = build_from_spec(checkpoint["model"])
-    model.load_state_dict(checkpoint["state_dict"])
+    from seqlab.config import TASKS
+
+    missing = [key for key in ("task", "model", "config", "extras", "state_dict") if key not in checkpoint]
+    if missing:
+        raise SeqlabError(f"{file}: damaged seqlab checkpoint: no {missing[0]!r} entry")
+    if checkpoint["task"] not in TASKS:
+        raise SeqlabError(f"{file}: damaged seqlab checkpoint: unknown task {checkpoint['task']!r}; "
+                          f"expected one of {', '.join(TASKS)}")
+    try:
+        model = build_from_spec(checkpoint["model"])
+        model.load_state_dict(checkpoint["state_dict"])
+    except SeqlabError as error:
+        raise SeqlabError(f"{file}: damaged seqlab checkpoint: {error}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as error:
+        # torch lists every missing key and wrong shape over many lines: keep the first
+        detail = " ".join((str(error).strip().splitlines() or [""])[:2])
+        raise SeqlabError(f"{file}: damaged seqlab checkpoint: the model cannot be rebuilt from it "
+                          f"({type(error).__name__}: {detail[:300]})") from None
     model.eval()
     return Run(path=path, model=model, config=checkpoint["config"], task=checkpoint["task"], checkpoint=checkpoint)
 

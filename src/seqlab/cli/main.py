@@ -366,8 +366,11 @@ def cmd_sine(args) -> None:
 def cmd_export(args) -> None:
     from seqlab.export import export_run
 
+    from seqlab.io import check_output_path
+
     if not args.tolerance > 0:
         raise SeqlabError(f"--tolerance: expected a positive number, got {args.tolerance}")
+    check_output_path(args.out, "--out", [args.run / "model.pt"])
     report = export_run(args.run, args.format, args.out, args.streaming, args.tolerance, args.fixed_length)
     kind = "step model" if report.streaming else "model"
     for batch, length, diff in report.cases:
@@ -380,16 +383,20 @@ def cmd_stream(args) -> None:
     import contextlib
 
     from seqlab.export.streaming import check_window, stream_file
+    from seqlab.io import check_output_path, open_atomic
 
     check_window(args.window, args.stride)  # before any output file is opened
+    if args.input != "-" and not Path(args.input).is_file():
+        raise SeqlabError(f"--input {args.input}: file not found")
+    if args.out:
+        check_output_path(args.out, "--out", [args.run, None if args.input == "-" else Path(args.input)])
     if args.input == "-":
         source, name = contextlib.nullcontext(sys.stdin), "stdin"
     else:
-        path = Path(args.input)
-        if not path.is_file():
-            raise SeqlabError(f"--input {path}: file not found")
-        source, name = path.open(newline="", encoding="utf-8"), str(path)
-    target = args.out.open("w", newline="", encoding="utf-8") if args.out else contextlib.nullcontext(sys.stdout)
+        source, name = Path(args.input).open(newline="", encoding="utf-8"), args.input
+    # --out is written to a temporary file and renamed at the end: an existing file is
+    # replaced only by a complete stream, never emptied by a failed one
+    target = open_atomic(args.out) if args.out else contextlib.nullcontext(sys.stdout)
     with source as handle, target as out:
         stream_file(args.run, handle, name, out, args.window, args.stride, args.backend)
 
@@ -474,7 +481,17 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (seqlab stream ... | head): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as error:  # a full disk, a read-only folder, a path that is a folder: name the file
+        print(f"seqlab {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
+        return 2
     return 0
+
+
+def describe_os_error(error: OSError) -> str:
+    """``PATH: No space left on device`` (both paths of a failed rename)."""
+    reason = error.strerror or str(error) or type(error).__name__
+    paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {reason}" if paths else f"{reason} ({type(error).__name__})"
 
 
 if __name__ == "__main__":

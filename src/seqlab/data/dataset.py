@@ -131,7 +131,14 @@ def label_sort_key(label: str):
         return (1, 0.0, label)
 
 
+# Largest magnitude accepted in inputs. Squares of larger values (> 1e30), summed over the up to
+# 1e8 values of a data set, leave float32's range (3.4e38), so normalising or training on them
+# ends in Inf and NaN; real measurements sit far below it.
+MAX_ABS_VALUE = 1e15
+
+
 def check_finite(X: np.ndarray, source: str) -> None:
+    """Refuse NaN, Inf and magnitudes above :data:`MAX_ABS_VALUE`, naming the first one."""
     bad = ~np.isfinite(X)
     if bad.any():
         n, t, f = np.argwhere(bad)[0]
@@ -139,6 +146,25 @@ def check_finite(X: np.ndarray, source: str) -> None:
             f"{source}: X contains {int(bad.sum())} NaN or Inf values "
             f"(first at sequence {n}, step {t}, feature {f}); expected finite numbers"
         )
+    huge = np.abs(X) > MAX_ABS_VALUE
+    if huge.any():
+        n, t, f = np.argwhere(huge)[0]
+        raise SeqlabError(
+            f"{source}: X contains {int(huge.sum())} values beyond +-{MAX_ABS_VALUE:g} (first {X[n, t, f]:g} at "
+            f"sequence {n}, step {t}, feature {f}); expected magnitudes float32 arithmetic can square and sum"
+        )
+
+
+def check_classes(y: np.ndarray, class_names: list[str], source: str) -> None:
+    """Refuse labels a classifier cannot be trained and tested on: one class, or a class of one sequence."""
+    counts = np.bincount(y, minlength=len(class_names))
+    found = ", ".join(f"{name}: {int(c)}" for name, c in zip(class_names, counts) if c)
+    if np.count_nonzero(counts) < 2:
+        raise SeqlabError(f"{source}: every sequence has the same label ({found}); classification needs at "
+                          "least 2 classes")
+    if counts[counts > 0].min() < 2:
+        raise SeqlabError(f"{source}: some classes have a single sequence ({found}); expected at least 2 "
+                          "sequences per class, so that each class can be both trained on and held out")
 
 
 def stratified_split(

@@ -29,6 +29,7 @@ from torch.utils.data import Dataset
 from seqlab.data.dataset import DataBundle
 from seqlab.data.safe_pickle import load_restricted
 from seqlab.errors import SeqlabError
+from seqlab.io import write_text
 
 EEG_CHANNELS = ["Fp1", "AF3", "F3", "F7", "FC5", "FC1", "C3", "T7", "CP5", "CP1", "P3", "P7", "PO3", "O1", "Oz", "Pz",
                 "Fp2", "AF4", "Fz", "F4", "F8", "FC6", "FC2", "Cz", "C4", "T8", "CP6", "CP2", "P4", "P8", "PO4", "O2"]
@@ -36,6 +37,7 @@ PERIPHERAL = ["hEOG", "vEOG", "zEMG", "tEMG", "GSR", "Respiration", "Plethysmogr
 CHANNELS = EEG_CHANNELS + PERIPHERAL
 RATE, BASELINE_SECONDS, TRIALS, SAMPLES = 128, 3, 40, 8064
 QUADRANTS = ["HVHA", "HVLA", "LVHA", "LVLA"]
+RATINGS = ["valence", "arousal", "dominance", "liking"]
 
 
 @dataclass
@@ -123,8 +125,19 @@ def read_subject(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise SeqlabError(f"{path}: data: expected shape ({TRIALS}, {len(CHANNELS)}, {SAMPLES}), got {data.shape}")
     if labels.shape != (TRIALS, 4):
         raise SeqlabError(f"{path}: labels: expected shape ({TRIALS}, 4), got {labels.shape}")
+    if data.dtype.kind not in "fiu" or labels.dtype.kind not in "fiu":
+        raise SeqlabError(f"{path}: expected numeric data and labels, got {data.dtype} and {labels.dtype}")
+    if not np.isfinite(labels).all():
+        trial, rating = np.argwhere(~np.isfinite(labels))[0]
+        raise SeqlabError(f"{path}: labels: trial {trial + 1} has a NaN or Inf {RATINGS[rating]} rating; "
+                          "expected ratings in 1..9")
     if labels.min() < 1 or labels.max() > 9:
         raise SeqlabError(f"{path}: labels: expected ratings in 1..9, got {labels.min():g}..{labels.max():g}")
+    bad = ~np.isfinite(data)
+    if bad.any():
+        trial, channel, sample = np.argwhere(bad)[0]
+        raise SeqlabError(f"{path}: data: {int(bad.sum())} NaN or Inf samples (first in trial {trial + 1}, channel "
+                          f"{CHANNELS[channel]}, sample {sample}); expected finite numbers")
     return data, labels
 
 
@@ -180,10 +193,15 @@ def build_cache(folder: Path, options: DEAPOptions) -> list[CachedSubject]:
     cache = Path(options.cache) if options.cache else folder / ".seqlab-cache"
     cache = cache / key
     cache.mkdir(parents=True, exist_ok=True)
+    index_path = cache / "index.json"
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        index = {}
     subjects = []
     for file in files:
-        stamp = f"{file.stat().st_size}-{int(file.stat().st_mtime)}"
-        array_path, label_path = cache / f"{file.stem}-{stamp}.npy", cache / f"{file.stem}-{stamp}-labels.npy"
+        digest = _content_hash(file, index)
+        array_path, label_path = cache / f"{file.stem}-{digest}.npy", cache / f"{file.stem}-{digest}-labels.npy"
         if not (array_path.is_file() and label_path.is_file()):
             data, labels = read_subject(file)
             x = preprocess(data, options, channel_index)
@@ -196,7 +214,26 @@ def build_cache(folder: Path, options: DEAPOptions) -> list[CachedSubject]:
         array = np.load(array_path, mmap_mode="r")
         subjects.append(CachedSubject(array_path, array.shape, array.offset, np.load(label_path)))
         del array
+    write_text(index_path, json.dumps(index, indent=1, sort_keys=True) + "\n")
     return subjects
+
+
+def _content_hash(file: Path, index: dict) -> str:
+    """SHA-256 (first 16 hex digits) of ``file``'s bytes, read once per version of the file.
+
+    ``index`` remembers each file's hash with its inode, size, mtime and ctime, all in
+    nanoseconds. A replaced file (``cp -p`` and ``rsync -t`` keep the size and mtime) has a
+    new ctime, which no copy tool can set, so it is hashed again; an untouched file is not.
+    """
+    stat = file.stat()
+    stamp = [stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+    known = index.get(file.name)
+    if isinstance(known, dict) and known.get("stat") == stamp and isinstance(known.get("sha256"), str):
+        return known["sha256"]
+    with file.open("rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()[:16]
+    index[file.name] = {"stat": stamp, "sha256": digest}
+    return digest
 
 
 class DEAPWindows(Dataset):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seqlab.data.dataset import MAX_ABS_VALUE
 from seqlab.errors import SeqlabError
 
 FILES = Path(__file__).parent / "files"
@@ -70,8 +71,14 @@ def read_series_csv(path: str | Path, name: str | None = None) -> Series:
     path = Path(path)
     if not path.is_file():
         raise SeqlabError(f"{path}: file not found")
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except UnicodeDecodeError as error:
+        raise SeqlabError(f"{path}: not UTF-8 text (found byte {error.object[error.start]:#04x}); "
+                          "save it as UTF-8") from None
+    except csv.Error as error:
+        raise SeqlabError(f"{path}: not a readable CSV file ({error})") from None
     if not rows:
         raise SeqlabError(f"{path}: empty file; expected a header row")
     header = [h.strip() for h in rows[0]]
@@ -98,10 +105,16 @@ def read_series_csv(path: str | Path, name: str | None = None) -> Series:
                                   f"got {row[date_col]!r}") from None
     if not values:
         raise SeqlabError(f"{path}: no data rows")
+    array = np.array(values, dtype=np.float64)
+    bad = np.isinf(array) | (np.abs(array) > MAX_ABS_VALUE)
+    if bad.any():
+        row, column = np.argwhere(bad)[0]
+        raise SeqlabError(f"{path}: data row {row + 1}, column {header[value_cols[column]]!r} holds {array[row, column]:g}; "
+                          f"expected finite values within +-{MAX_ABS_VALUE:g} (empty cells or NaN mark missing ones)")
     date_array = np.array(dates) if date_col is not None else None
     if date_array is not None and np.any(np.diff(date_array) <= np.timedelta64(0)):
         raise SeqlabError(f"{path}: dates must increase from row to row")
-    return Series(name or str(path), np.array(values, dtype=np.float64), [header[i] for i in value_cols], date_array)
+    return Series(name or str(path), array, [header[i] for i in value_cols], date_array)
 
 
 def load_series(spec: str) -> Series:

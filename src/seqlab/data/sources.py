@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -21,6 +23,7 @@ from seqlab.config import DataConfig
 from seqlab.data.dataset import (
     DataBundle,
     SequenceSet,
+    check_classes,
     check_finite,
     encode_labels,
     label_sort_key,
@@ -51,23 +54,34 @@ def read_npz(path: Path) -> LoadedFile:
     """``.npz`` with ``X`` (N, T, F) or (N, T), ``y`` (N,), optional ``lengths`` (N,)."""
     try:
         archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise SeqlabError(f"{path}: not a readable .npz archive ({error})") from None
-    with archive:
-        names = set(archive.files)
-        if "X" not in names:
-            raise SeqlabError(f"{path}: expected an array named 'X' (N, T, F); found arrays {sorted(names)}")
-        try:
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise SeqlabError(f"{path}: a single .npy array; expected an .npz archive of arrays X, y[, lengths]")
+        with archive:
+            names = set(archive.files)
+            if "X" not in names:
+                raise SeqlabError(f"{path}: expected an array named 'X' (N, T, F); found arrays {sorted(names)}")
             X = archive["X"]
             y = archive["y"] if "y" in names else None
             lengths = archive["lengths"] if "lengths" in names else None
-        except ValueError:
-            raise SeqlabError(f"{path}: holds object arrays; expected plain numeric arrays") from None
+    except SeqlabError:
+        raise
+    except ValueError as error:
+        if "allow_pickle" in str(error):
+            raise SeqlabError(f"{path}: holds object arrays or pickles; expected plain numeric arrays") from None
+        raise SeqlabError(f"{path}: not a readable .npz archive ({' '.join(str(error).split())})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, MemoryError) as error:
+        # a zero-byte, truncated or damaged archive, or one declaring an array larger than memory
+        raise SeqlabError(f"{path}: not a readable .npz archive ({type(error).__name__}: "
+                          f"{' '.join(str(error).split()) or 'damaged'})") from None
     if X.ndim == 2:
         X = X[:, :, None]
     if X.ndim != 3 or X.dtype.kind not in "fiu":
         raise SeqlabError(f"{path}: X: expected a numeric array of shape (N, T, F), got {X.dtype} {X.shape}")
+    if 0 in X.shape:
+        raise SeqlabError(f"{path}: X: expected at least one sequence of one step and one feature, got shape {X.shape}")
     X = X.astype(np.float32)
+    if y is not None and y.ndim != 1:
+        raise SeqlabError(f"{path}: y: expected one label per sequence, shape ({len(X)},), got {y.shape}")
     if y is not None and len(y) != len(X):
         raise SeqlabError(f"{path}: X has {len(X)} sequences but y has {len(y)}; expected equal counts")
     if lengths is not None:
@@ -89,36 +103,42 @@ def read_csv(path: Path) -> LoadedFile:
     the class of the sequence (the same on each of its rows); every other
     column is a numeric feature. Sequences may differ in length.
     """
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise SeqlabError(f"{path}: empty file; expected a header row with an 'id' column") from None
-        if "id" not in header:
-            raise SeqlabError(f"{path}: expected a header with an 'id' column (see README, CSV layout); found {header}")
-        id_col = header.index("id")
-        label_col = header.index("label") if "label" in header else None
-        feature_cols = [i for i, h in enumerate(header) if i not in (id_col, label_col)]
-        if not feature_cols:
-            raise SeqlabError(f"{path}: expected at least one feature column besides id and label")
-        rows: dict[str, list[list[float]]] = {}
-        labels: dict[str, str] = {}
-        for line_no, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise SeqlabError(f"{path}:{line_no}: expected {len(header)} fields, got {len(row)}")
-            key = row[id_col].strip()
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
             try:
-                values = [float(row[i]) for i in feature_cols]
-            except ValueError:
-                raise SeqlabError(f"{path}:{line_no}: expected numbers in the feature columns") from None
-            rows.setdefault(key, []).append(values)
-            if label_col is not None:
-                label = row[label_col].strip()
-                if labels.setdefault(key, label) != label:
-                    raise SeqlabError(f"{path}:{line_no}: sequence {key!r} changes label from {labels[key]!r} to {label!r}")
+                header = [h.strip() for h in next(reader)]
+            except StopIteration:
+                raise SeqlabError(f"{path}: empty file; expected a header row with an 'id' column") from None
+            if "id" not in header:
+                raise SeqlabError(f"{path}: expected a header with an 'id' column (see README, CSV layout); found {header}")
+            id_col = header.index("id")
+            label_col = header.index("label") if "label" in header else None
+            feature_cols = [i for i, h in enumerate(header) if i not in (id_col, label_col)]
+            if not feature_cols:
+                raise SeqlabError(f"{path}: expected at least one feature column besides id and label")
+            rows: dict[str, list[list[float]]] = {}
+            labels: dict[str, str] = {}
+            for line_no, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise SeqlabError(f"{path}:{line_no}: expected {len(header)} fields, got {len(row)}")
+                key = row[id_col].strip()
+                try:
+                    values = [float(row[i]) for i in feature_cols]
+                except ValueError:
+                    raise SeqlabError(f"{path}:{line_no}: expected numbers in the feature columns") from None
+                rows.setdefault(key, []).append(values)
+                if label_col is not None:
+                    label = row[label_col].strip()
+                    if labels.setdefault(key, label) != label:
+                        raise SeqlabError(f"{path}:{line_no}: sequence {key!r} changes label from {labels[key]!r} to {label!r}")
+    except UnicodeDecodeError as error:
+        raise SeqlabError(f"{path}: not UTF-8 text (found byte {error.object[error.start]:#04x}); "
+                          "save it as UTF-8") from None
+    except csv.Error as error:
+        raise SeqlabError(f"{path}: not a readable CSV file ({error})") from None
     X, lengths = pad_sequences([np.asarray(v, dtype=np.float64) for v in rows.values()], str(path))
     y = np.array([labels[k] for k in rows]) if label_col is not None else None
     return LoadedFile(X, lengths, y, ids=np.array(list(rows)), feature_names=[header[i] for i in feature_cols])
@@ -264,10 +284,12 @@ def load_data(config: DataConfig, seed: int = 0) -> DataBundle:
         names = train_file.class_names or sorted(set(all_labels), key=label_sort_key)
         y_train, names = encode_labels(train_file.labels, config.spec, names)
         y_test, _ = encode_labels(test_file.labels, config.spec + " (test)", names)
+        check_classes(y_train, names, f"data {config.spec!r} (train)")
         pool = SequenceSet(train_file.X, y_train, train_file.lengths, train_file.ids)
         test = SequenceSet(test_file.X, y_test, test_file.lengths, test_file.ids)
     else:
         y, names = encode_labels(train_file.labels, config.spec, train_file.class_names)
+        check_classes(y, names, f"data {config.spec!r}")
         everything = SequenceSet(train_file.X, y, train_file.lengths, train_file.ids)
         pool, test = stratified_split(everything, config.test_fraction, seed, config.spec)
     train, val = stratified_split(pool, config.val_fraction, seed, config.spec)

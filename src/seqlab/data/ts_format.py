@@ -124,7 +124,10 @@ def read_ts(path: str | Path) -> TsFile:
     if not series:
         raise SeqlabError(f"{path}: no cases after @data")
     if header.get("equallength", "").lower() == "true" and "serieslength" in header:
-        expected = int(header["serieslength"])
+        try:
+            expected = int(header["serieslength"])
+        except ValueError:
+            raise SeqlabError(f"{path}: @seriesLength expects an integer, got {header['serieslength']!r}") from None
         for i, s in enumerate(series):
             if len(s) != expected:
                 raise SeqlabError(f"{path}: case {i + 1} has {len(s)} steps; @seriesLength declares {expected}")

@@ -54,13 +54,19 @@ def load_ut_har(folder: str | Path, options: UTHAROptions) -> DataBundle:
     for split in SPLITS:
         x_path, y_path = folder / "data" / f"X_{split}.csv", folder / "label" / f"y_{split}.csv"
         X, y = _load_array(x_path), _load_array(y_path).reshape(-1)
-        if X.size % (STEPS * FEATURES):
-            raise SeqlabError(f"{x_path}: {X.size} values do not reshape to (N, {STEPS}, {FEATURES})")
+        if X.dtype.kind not in "fiu" or y.dtype.kind not in "fiu":
+            raise SeqlabError(f"{x_path}, {y_path}: expected numeric arrays, got {X.dtype} and {y.dtype}")
+        if X.ndim not in (3, 4) or X.shape[-2:] != (STEPS, FEATURES) or (X.ndim == 4 and X.shape[1] != 1):
+            # (N, 90, 250) holds the same number of values but transposed: reshaping it would scramble it
+            raise SeqlabError(f"{x_path}: expected an array of shape (N, {STEPS}, {FEATURES}) or "
+                              f"(N, 1, {STEPS}, {FEATURES}), got {X.shape}")
         X = X.reshape(-1, STEPS, FEATURES).astype(np.float32)
         if len(X) != len(y):
             raise SeqlabError(f"{x_path} holds {len(X)} samples but {y_path} holds {len(y)} labels; expected equal counts")
         check_finite(X, str(x_path))
-        if np.any(y != np.round(y)) or y.min() < 0 or y.max() >= CLASSES:
+        if not len(X):
+            raise SeqlabError(f"{x_path}: holds no samples; expected (N >= 1, {STEPS}, {FEATURES})")
+        if not np.all(np.isfinite(y)) or np.any(y != np.round(y)) or y.min() < 0 or y.max() >= CLASSES:
             raise SeqlabError(f"{y_path}: expected labels 0..{CLASSES - 1}, got values {y.min():g}..{y.max():g}")
         if options.normalize == "per-file-minmax":
             X = (X - X.min()) / max(float(X.max() - X.min()), 1e-12)

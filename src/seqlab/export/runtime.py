@@ -90,6 +90,9 @@ class OnnxModel:
         if x.ndim != rank or x.shape[0] == 0 or wrong_features:
             expected = "(B >= 1, T) token or character ids" if rank == 2 else f"(B >= 1, T, {self.features or 'F'})"
             raise SeqlabError(f"{self.path}: expected x of shape {expected}, got {x.shape}")
+        if self._dtype == np.float32 and not np.isfinite(x).all():
+            raise SeqlabError(f"{self.path}: x holds {int((~np.isfinite(x)).sum())} NaN or Inf values; "
+                              "expected finite numbers")
         if lengths is not None:
             if not self.variable_length:
                 raise SeqlabError(f"{self.path}: exported with --fixed-length (or for a model that reads every "

@@ -46,6 +46,12 @@ def minimum_length(convs: list[tuple[int, int]]) -> int:
     return length
 
 
+def pad_steps(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """(B, T, F) -> (B, steps, F) with zero steps after T: a batch of shorter sequences, cut to its
+    longest, back at the trained length for convolutions that read time steps as channels."""
+    return nn.functional.pad(x, (0, 0, 0, steps - x.shape[1]))
+
+
 def conv_stack(channels_in: int, channels: int, convs: list[tuple[int, int]]) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, (kernel, stride) in enumerate(convs):
@@ -89,10 +95,10 @@ class CNNGRU(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if self.conv_axis == "feature":
-            if x.shape[1] != self.steps:
-                raise ValueError(f"expected input of shape (B, {self.steps}, F): the feature-axis CNN-GRU "
+            if x.shape[1] > self.steps:
+                raise ValueError(f"expected input of shape (B, <= {self.steps}, F): the feature-axis CNN-GRU "
                                  f"uses the {self.steps} time steps as channels; got {tuple(x.shape)}")
-            features = self.encoder(x)  # (B, T, F'): T channels become the GRU's steps
+            features = self.encoder(pad_steps(x, self.steps))  # (B, T, F'): T channels become the GRU's steps
             lengths = None
         else:
             if x.shape[1] < self.min_steps:
@@ -130,9 +136,9 @@ class CNNRecurrentParallel(nn.Module):
         self.classifier = nn.Linear(cnn_features + hidden_size, output_size)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        if x.shape[1] != self.steps:
-            raise ValueError(f"expected input of shape (B, {self.steps}, F) for the CNN branch, got {tuple(x.shape)}")
-        cnn = self.project(self.cnn(x))  # (B, cnn_features)
+        if x.shape[1] > self.steps:
+            raise ValueError(f"expected input of shape (B, <= {self.steps}, F) for the CNN branch, got {tuple(x.shape)}")
+        cnn = self.project(self.cnn(pad_steps(x, self.steps)))  # (B, cnn_features)
         _, final, _ = self.rnn(x, lengths)  # (B, H)
         return self.classifier(torch.cat([cnn, final], dim=1))  # (B, C)
 

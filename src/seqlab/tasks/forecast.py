@@ -26,10 +26,15 @@ from seqlab.config import ForecastConfig, RunConfig, from_dict
 from seqlab.data.series import Series, handle_missing, load_series, months_of
 from seqlab.data.transforms import SeriesTransform
 from seqlab.errors import SeqlabError
-from seqlab.io import write_csv, write_json
+from seqlab.io import check_output_path, write_csv, write_json
 from seqlab.models.registry import build_model
 from seqlab.reports.plots import plot_forecast, plot_learning_curves
 from seqlab.runs import METRICS_FILE, MODEL_FILE, Run, save_run_checkpoint
+
+
+# Longest ``seqlab forecast --horizon``: a rollout is one model step per point, and beyond this the
+# run takes minutes and its output gigabytes, with nothing left of the data's signal.
+MAX_HORIZON = 100_000
 
 
 # ----------------------------------------------------------------------------
@@ -321,8 +326,10 @@ def forecast_file(run_dir: str | Path, horizon: int, out: str | Path, input_spec
 
     run = load_run(run_dir)
     require_task(run, "forecast", "forecast")
-    if horizon < 1:
-        raise SeqlabError(f"--horizon: expected an integer >= 1, got {horizon}")
+    if not 1 <= horizon <= MAX_HORIZON:
+        raise SeqlabError(f"--horizon: expected an integer in 1..{MAX_HORIZON}, got {horizon}")
+    check_output_path(Path(out), "--out", [Path(run_dir) / MODEL_FILE, Path(input_spec.removeprefix("series:"))
+                                           if input_spec else None])
     if holdout < 0:
         raise SeqlabError(f"--holdout: expected an integer >= 0, got {holdout}")
     if input_spec and not input_spec.startswith("series:") and input_spec not in ("sine", "airline"):
@@ -341,6 +348,12 @@ def forecast_file(run_dir: str | Path, horizon: int, out: str | Path, input_spec
     visible = Series(series.name, known, series.columns, None if series.dates is None else series.dates[:origin])
     data = prepare(visible, transform, cfg.covariates, extra=horizon)
     prediction = forecast_from(run.model, cfg, data, origin, horizon)
+    overflow = ~np.isfinite(prediction).all(axis=1)
+    if overflow.any():
+        step = int(np.argmax(overflow)) + 1
+        raise SeqlabError(f"--horizon {horizon}: the forecast leaves the range of numbers from step {step} on "
+                          f"(values overflow once the transforms {cfg.transforms or 'none'} are inverted); "
+                          f"expected a horizon of at most {step - 1} for this run")
     truth = series.values[origin : origin + horizon] if holdout else None
     out = Path(out)
     _write_forecast(out.parent, series, origin, prediction, truth,

@@ -106,6 +106,10 @@ def evaluate_lm(run: Run, data_spec: str | None, split: str) -> dict[str, Any]:
             "baselines": {"unigram": {"perplexity": unigram_perplexity(train_ids, ids, len(vocab))}}}
 
 
+# Longest ``seqlab generate --length``: one model step per character, about a minute at most.
+MAX_LENGTH = 100_000
+
+
 @torch.no_grad()
 def generate(model: RecurrentLM, vocab: list[str], prompt: str, length: int, temperature: float = 1.0,
              top_k: int = 0, seed: int = 0, skip_unknown: bool = False) -> str:
@@ -114,10 +118,10 @@ def generate(model: RecurrentLM, vocab: list[str], prompt: str, length: int, tem
     Characters of the prompt outside the vocabulary are an error, or are
     dropped with ``skip_unknown``. The same seed gives the same text.
     """
-    if length < 0:
-        raise SeqlabError(f"--length: expected an integer >= 0, got {length}")
-    if temperature <= 0:
-        raise SeqlabError(f"--temperature: expected a positive number, got {temperature}")
+    if not 0 <= length <= MAX_LENGTH:
+        raise SeqlabError(f"--length: expected an integer in 0..{MAX_LENGTH}, got {length}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise SeqlabError(f"--temperature: expected a positive finite number, got {temperature}")
     lookup = {ch: i for i, ch in enumerate(vocab) if i}
     unknown = sorted({ch for ch in prompt if ch not in lookup})
     if unknown and not skip_unknown:

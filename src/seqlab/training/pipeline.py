@@ -79,6 +79,7 @@ def fit_module(module, train_loader, val_loader, config: RunConfig, out: Path, r
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     from seqlab.inspect.gradients import GradientNormMonitor
+    from seqlab.training.guards import StopOnNonFiniteLoss
     from seqlab.training.hardware import is_rank_zero, trainer_arguments
     from seqlab.training.module import AtomicCheckpointIO, EpochPrinter, EpochProgressBar, HistoryWriter
 
@@ -86,6 +87,7 @@ def fit_module(module, train_loader, val_loader, config: RunConfig, out: Path, r
     checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, filename="best-{epoch:03d}", monitor="val_loss",
                                  mode="min", save_top_k=1, save_last=True)
     callbacks = [checkpoint, GradientNormMonitor(), HistoryWriter(out / "history.csv"), *(callbacks or [])]
+    callbacks.append(StopOnNonFiniteLoss())
     interactive = sys.stdout.isatty()
     quiet = quiet or not is_rank_zero()
     if not quiet:

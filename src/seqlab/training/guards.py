@@ -1,0 +1,37 @@
+"""A Lightning callback that stops training at the first NaN or Inf loss.
+
+A non-finite loss never recovers: the optimiser spreads it through every
+weight in one step, and the run would otherwise go on to write a model and
+metrics computed from NaN. Training stops instead with the step where it
+happened and what usually causes it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning.pytorch as pl
+import torch
+
+from seqlab.errors import SeqlabError
+
+ADVICE = ("check the inputs' scale (data.normalize), or lower train.lr (--lr), or clip gradients "
+          "(train.clip, --clip)")
+
+
+class StopOnNonFiniteLoss(pl.Callback):
+    """Raise :class:`SeqlabError` when a training batch's or the validation loss is NaN or Inf."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss).all()):
+            raise SeqlabError(f"training stopped: the training loss is {float(loss.detach().float().max())} at "
+                              f"epoch {trainer.current_epoch + 1}, batch {batch_idx + 1}; {ADVICE}")
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        loss = trainer.callback_metrics.get("val_loss")
+        if trainer.sanity_checking or loss is None:
+            return
+        if not math.isfinite(float(loss)):
+            raise SeqlabError(f"training stopped: the validation loss is {float(loss)} after epoch "
+                              f"{trainer.current_epoch + 1}; {ADVICE}")
