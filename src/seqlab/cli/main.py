@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -484,7 +485,21 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # a full disk, a read-only folder, a path that is a folder: name the file
         print(f"seqlab {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as error:
+        if not out_of_memory(error):
+            raise  # a programming error keeps its traceback
+        found = re.search(r"allocate (\d+) bytes", str(error))
+        size = f" ({int(found.group(1)) / 2**30:.3g} GiB asked for)" if found else ""
+        print(f"seqlab {args.command}: error: out of memory{size}; expected settings that fit this machine "
+              "(a smaller --hidden-size, --batch-size or input)", file=sys.stderr)
+        return 2
     return 0
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """A failed allocation: Python's MemoryError, or torch's CPU (or CUDA) allocator refusing."""
+    text = str(error)
+    return isinstance(error, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower()
 
 
 def describe_os_error(error: OSError) -> str:

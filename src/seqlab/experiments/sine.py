@@ -58,13 +58,19 @@ def generate(model, start: float, steps: int) -> np.ndarray:
     return np.array(values)
 
 
+# Most --iterations: each is one full-batch step of three small models, so this is minutes at most.
+MAX_ITERATIONS = 100_000
+
+
 def run_sine_experiment(out: str | Path, iterations: int = 300, hidden_size: int = 16, lr: float = 0.01,
                         seed: int = 0, quiet: bool = False) -> dict:
     """Train the three cells, generate 100 steps each, write ``sine.json`` and ``sine_rollout.png``."""
-    if iterations < 1:
-        raise SeqlabError(f"--iterations: expected an integer >= 1, got {iterations}")
+    if not 1 <= iterations <= MAX_ITERATIONS:
+        raise SeqlabError(f"--iterations: expected an integer in 1..{MAX_ITERATIONS}, got {iterations}")
     if hidden_size < 1:
         raise SeqlabError(f"--hidden-size: expected a positive integer, got {hidden_size}")
+    if not 0 <= seed < 2**32:
+        raise SeqlabError(f"--seed: expected an integer in 0 .. 2**32 - 1, got {seed}")
     out = Path(out)
     t, wave = sine_wave()
     results, rollouts = {}, {}

@@ -46,9 +46,12 @@ def minimum_length(convs: list[tuple[int, int]]) -> int:
     return length
 
 
-def pad_steps(x: torch.Tensor, steps: int) -> torch.Tensor:
-    """(B, T, F) -> (B, steps, F) with zero steps after T: a batch of shorter sequences, cut to its
-    longest, back at the trained length for convolutions that read time steps as channels."""
+def pad_steps(x: torch.Tensor, lengths: torch.Tensor | None, steps: int) -> torch.Tensor:
+    """A variable-length batch cut to its longest sequence (B, T < steps, F) -> (B, steps, F), the
+    steps after T zero as the data's padding is; convolutions that read the time steps as channels
+    need all of them. Without lengths x is returned as it is."""
+    if lengths is None or x.shape[1] >= steps:
+        return x
     return nn.functional.pad(x, (0, 0, 0, steps - x.shape[1]))
 
 
@@ -95,10 +98,11 @@ class CNNGRU(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if self.conv_axis == "feature":
-            if x.shape[1] > self.steps:
-                raise ValueError(f"expected input of shape (B, <= {self.steps}, F): the feature-axis CNN-GRU "
+            x = pad_steps(x, lengths, self.steps)
+            if x.shape[1] != self.steps:
+                raise ValueError(f"expected input of shape (B, {self.steps}, F): the feature-axis CNN-GRU "
                                  f"uses the {self.steps} time steps as channels; got {tuple(x.shape)}")
-            features = self.encoder(pad_steps(x, self.steps))  # (B, T, F'): T channels become the GRU's steps
+            features = self.encoder(x)  # (B, T, F'): T channels become the GRU's steps
             lengths = None
         else:
             if x.shape[1] < self.min_steps:
@@ -136,9 +140,10 @@ class CNNRecurrentParallel(nn.Module):
         self.classifier = nn.Linear(cnn_features + hidden_size, output_size)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        if x.shape[1] > self.steps:
-            raise ValueError(f"expected input of shape (B, <= {self.steps}, F) for the CNN branch, got {tuple(x.shape)}")
-        cnn = self.project(self.cnn(pad_steps(x, self.steps)))  # (B, cnn_features)
+        x = pad_steps(x, lengths, self.steps)
+        if x.shape[1] != self.steps:
+            raise ValueError(f"expected input of shape (B, {self.steps}, F) for the CNN branch, got {tuple(x.shape)}")
+        cnn = self.project(self.cnn(x))  # (B, cnn_features)
         _, final, _ = self.rnn(x, lengths)  # (B, H)
         return self.classifier(torch.cat([cnn, final], dim=1))  # (B, C)
 

@@ -122,6 +122,8 @@ def generate(model: RecurrentLM, vocab: list[str], prompt: str, length: int, tem
         raise SeqlabError(f"--length: expected an integer in 0..{MAX_LENGTH}, got {length}")
     if not (math.isfinite(temperature) and temperature > 0):
         raise SeqlabError(f"--temperature: expected a positive finite number, got {temperature}")
+    if not 0 <= seed < 2**32:
+        raise SeqlabError(f"--seed: expected an integer in 0 .. 2**32 - 1, got {seed}")
     lookup = {ch: i for i, ch in enumerate(vocab) if i}
     unknown = sorted({ch for ch in prompt if ch not in lookup})
     if unknown and not skip_unknown:
