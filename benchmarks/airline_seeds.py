@@ -20,7 +20,7 @@ import yaml
 
 from seqlab.config import resolve_config
 from seqlab.reports.tables import format_table
-from seqlab.training import train
+from seqlab.training.pipeline import train
 
 
 def main() -> None:

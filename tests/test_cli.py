@@ -19,7 +19,7 @@ from seqlab.config import resolve_config
 from seqlab.data.sources import aeon_data_dir
 from seqlab.errors import SeqlabError
 from seqlab.runs import load_run
-from seqlab.training import TrainingInterrupted, train
+from seqlab.training.pipeline import TrainingInterrupted, train
 
 QUICK = ["--epochs", "3", "--hidden-size", "16", "--quiet"]
 

@@ -17,7 +17,7 @@ from seqlab.data.transforms import SeriesTransform
 from seqlab.errors import SeqlabError
 from seqlab.models import build_model
 from seqlab.tasks.forecast import baselines, forecast_metrics, prepare, rollout, training_windows
-from seqlab.training import train
+from seqlab.training.pipeline import train
 
 STEP_SETS = [[], ["log"], ["diff"], ["seasonal_diff"], ["log", "diff"], ["log", "diff", "seasonal_diff"],
              ["seasonal_diff", "diff"]]

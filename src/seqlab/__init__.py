@@ -5,7 +5,7 @@ same fragile loop again. The Python API mirrors the ``seqlab`` CLI:
 
 >>> from seqlab.data import load_data
 >>> from seqlab.models import build_model
->>> from seqlab.training import train
+>>> from seqlab.training.pipeline import train
 """
 
 from seqlab.errors import SeqlabError

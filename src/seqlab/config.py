@@ -114,6 +114,9 @@ class TrainConfig:
         threads: torch's CPU threads per process; 0 chooses them from the
             usable cores, the processes sharing them and the competing load
             (see ``seqlab.training.hardware``).
+        logger: Lightning logger writing into ``RUN/logs``: ``csv``,
+            ``tensorboard`` (needs tensorboardX or tensorboard), ``mlflow``
+            (needs mlflow) or ``none``; ``history.csv`` is written with any.
     """
 
     epochs: int = 40
@@ -128,6 +131,7 @@ class TrainConfig:
     num_nodes: int = 1
     precision: str = "32"
     threads: int = 0
+    logger: Literal["csv", "tensorboard", "mlflow", "none"] = "csv"
 
     def validate(self) -> None:
         check(self.epochs >= 1, "train.epochs", "an integer >= 1", self.epochs)
@@ -250,6 +254,9 @@ class LMConfig:
         check(0.0 < self.val_fraction < 0.5, "lm.val_fraction", "a fraction in (0, 0.5)", self.val_fraction)
 
 
+# The model section's keys a language model (RecurrentLM) takes besides name; the lm task refuses any other.
+LM_MODEL_OPTIONS = ("hidden_size", "num_layers", "dropout", "nonlinearity", "backend")
+
 TASKS = ("classification", "forecast", "lm")
 FORECAST_DATA = ("sine", "airline")
 SECTIONS = ("data", "model", "train", "forecast", "lm")
@@ -275,9 +282,12 @@ class RunConfig:
     lm: LMConfig = field(default_factory=LMConfig)
 
     def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self.data)
+        if self.task != "classification":  # the keys it would refuse (see refuse_unused)
+            data = {k: v for k, v in data.items() if k not in CLASSIFICATION_DATA_KEYS}
         tree = {
             "task": self.task,
-            "data": dataclasses.asdict(self.data),
+            "data": data,
             "model": dict(self.model),
             "train": dataclasses.asdict(self.train),
         }
@@ -467,6 +477,33 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = value
 
 
+# data keys that only classification reads; forecast and lm refuse them (they split and scale by their own section)
+CLASSIFICATION_DATA_KEYS = ("val_fraction", "test_fraction", "normalize", "options")
+
+
+def refuse_unused(tree: dict[str, Any], task: str) -> None:
+    """Options the task would ignore are an error, not a line in config.yaml that does nothing."""
+    for section in ("forecast", "lm"):
+        if tree.get(section) and task != section:
+            key = f"{section}.{next(iter(tree[section]))}" if isinstance(tree[section], dict) else section
+            raise SeqlabError(f"{key}: the {task} task does not use the {section} section; remove it "
+                              f"(or set task: {section})")
+    if task in ("forecast", "lm"):
+        for key in CLASSIFICATION_DATA_KEYS:
+            if key in (tree.get("data") or {}):
+                instead = "forecast.test_size, val_size and scale" if task == "forecast" else "lm.val_fraction"
+                raise SeqlabError(f"data.{key}: the {task} task does not use it (it uses {instead})")
+    if task == "lm":
+        model = tree.get("model") or {}
+        if model.get("bidirectional"):
+            raise SeqlabError(f"{describe_key('model.bidirectional')}: a language model predicts the next "
+                              "character and cannot read ahead")
+        for key in model:
+            if key != "name" and key not in LM_MODEL_OPTIONS:
+                raise SeqlabError(f"{describe_key('model.' + key)}: the lm task does not use it; language models "
+                                  f"take {', '.join(LM_MODEL_OPTIONS)}")
+
+
 def resolve_config(tree: dict[str, Any]) -> RunConfig:
     """Check a config tree and fill in every default, the model's included."""
     from seqlab.models.registry import resolve_model_options
@@ -480,6 +517,7 @@ def resolve_config(tree: dict[str, Any]) -> RunConfig:
     if task == "auto":
         task = infer_task(data.spec)
     check(task in TASKS, "task", "auto or one of " + ", ".join(TASKS), task)
+    refuse_unused(tree, task)
     forecast = from_dict(ForecastConfig, tree.get("forecast"), "forecast")
     if not isinstance(tree.get("model") or {}, dict):
         raise SeqlabError(f"model: expected a mapping of keys to values, got {tree['model']!r}")
@@ -487,6 +525,8 @@ def resolve_config(tree: dict[str, Any]) -> RunConfig:
     if task == "forecast" and forecast.strategy == "recursive":
         model_tree.setdefault("head", "step")  # a one-step model rolled out step by step
     model = resolve_model_options(model_tree, task)
+    if task == "lm":
+        model = {k: v for k, v in model.items() if k == "name" or k in LM_MODEL_OPTIONS}
     lm = from_dict(LMConfig, tree.get("lm"), "lm")
     return RunConfig(task=task, data=data, model=model, train=train, forecast=forecast, lm=lm)
 

@@ -9,12 +9,23 @@ import json
 import math
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Sequence
 
 import torch
 
 from seqlab.errors import SeqlabError
+
+_UMASK_LOCK = threading.Lock()
+
+
+def file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file: 0o666 less the process umask."""
+    with _UMASK_LOCK:  # reading the umask means setting it; keep other threads out meanwhile
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
 
 
 @contextlib.contextmanager
@@ -28,6 +39,7 @@ def open_atomic(path: Path, binary: bool = False) -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())  # mkstemp makes 0600 files; follow the umask like any other writer
         with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle
             handle.flush()

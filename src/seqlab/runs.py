@@ -1,8 +1,10 @@
 """Run folders: what ``seqlab train`` writes and everything else reads.
 
-A run folder holds ``config.yaml`` (the resolved config), ``model.pt`` (the
-self-describing best checkpoint), ``metrics.json``, ``history.csv``, PNG
-plots, and ``checkpoints/`` (Lightning's, for resuming). ``model.pt``
+A run folder holds ``seqlab-run.json`` (the marker that makes it a run:
+fingerprints of the config and the data), ``config.yaml`` (the resolved
+config), ``model.pt`` (the self-describing best checkpoint),
+``metrics.json``, ``history.csv``, PNG plots, ``checkpoints/last.ckpt``
+(for resuming) and ``logs/`` (the Lightning logger's files). ``model.pt``
 carries the model's name and arguments, the data description (class names,
 feature count) and the normaliser, so ``eval`` and ``predict`` need nothing
 but the folder. It is loaded with ``weights_only=True``.
@@ -10,6 +12,10 @@ but the folder. It is loaded with ``weights_only=True``.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
+import os
 import pickle
 import shutil
 from dataclasses import dataclass
@@ -20,17 +26,21 @@ from torch import nn
 
 from seqlab.data.scaling import Normalizer
 from seqlab.errors import SeqlabError
-from seqlab.io import load_torch, save_torch
+from seqlab.io import file_mode, load_torch, save_torch, write_json
 
 CHECKPOINT_FORMAT = "seqlab-run/1"
+RUN_FOLDER_FORMAT = "seqlab-run-folder/1"
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
+MARKER_FILE = "seqlab-run.json"  # marks a folder as a seqlab run; holds the config and data fingerprints
+LOCK_FILE = ".seqlab.lock"
+LAST_CHECKPOINT = "checkpoints/last.ckpt"
 # Files a run writes: --overwrite removes these and nothing else.
-RUN_FILES = (MODEL_FILE, CONFIG_FILE, METRICS_FILE, "history.csv", "eval.json",
+RUN_FILES = (MODEL_FILE, CONFIG_FILE, METRICS_FILE, MARKER_FILE, "history.csv", "eval.json",
              "learning_curves.png", "confusion_matrix.png", "attention.png", "forecast.png", "forecast.csv",
              "samples.txt")
-RUN_DIRS = ("checkpoints",)
+RUN_DIRS = ("checkpoints", "logs")
 
 
 @dataclass
@@ -141,34 +151,124 @@ def require_task(run: Run, task: str, command: str) -> None:
         raise SeqlabError(f"run folder {run.path}: holds a {run.task} run; `seqlab {command}` needs a {task} run")
 
 
-def prepare_out_dir(out: Path, config_yaml: str, overwrite: bool) -> bool:
-    """Make ``out`` ready for a run; return True when an interrupted run can resume.
+class RunFolder:
+    """A run folder opened for training: locked against other processes until :meth:`close`.
 
-    A folder holding a different run is refused unless ``overwrite``; a
-    folder that does not look like a seqlab run is never emptied.
+    ``resume`` says whether ``checkpoints/last.ckpt`` holds an interrupted
+    run of the same config and data to continue.
+    """
+
+    def __init__(self, path: Path, resume: bool, lock: int):
+        self.path = path
+        self.resume = resume
+        self._lock = lock
+
+    def close(self) -> None:
+        if self._lock >= 0:
+            os.close(self._lock)  # closing the descriptor releases the flock
+            self._lock = -1
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _entries(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir() if p.name != LOCK_FILE) if out.is_dir() else []
+
+
+def _lock(out: Path) -> int:
+    """Hold ``out/.seqlab.lock`` (flock, released when the process ends); refuse if another process holds it."""
+    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, file_mode())
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode("ascii", "replace").strip() or "another process"
+        os.close(fd)
+        raise SeqlabError(f"--out {out}: another seqlab process (pid {holder}) is training into this folder; "
+                          "wait for it or choose another folder") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    return fd
+
+
+def _remove_own_files(out: Path, everything: bool) -> None:
+    """Delete seqlab's temporary files left by a killed process and, with ``everything``, all its files."""
+    folders = [out, *(out / name for name in RUN_DIRS)]
+    for folder in folders:
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+    if not everything:
+        return
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for name in RUN_DIRS:
+        shutil.rmtree(out / name, ignore_errors=True)
+
+
+def open_run_folder(out: Path, config_yaml: str, fingerprint: str, overwrite: bool) -> RunFolder:
+    """Make ``out`` ready for a run, locked for this process; say whether an interrupted run resumes.
+
+    A folder is a seqlab run when it holds ``seqlab-run.json`` (the config's
+    and the data's fingerprints). A run of another config is refused unless
+    ``overwrite``, which deletes seqlab's own files only; a non-empty folder
+    that is not a run is never written to; an interrupted run whose data
+    changed is refused.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SeqlabError(f"--out {out}: exists and is not a folder")
-    if not out.exists() or not any(out.iterdir()):
-        out.mkdir(parents=True, exist_ok=True)
+    foreign = f"--out {out}: folder is not empty and holds no seqlab run ({MARKER_FILE}); choose another folder"
+    entries = _entries(out)
+    if entries and MARKER_FILE not in entries:
+        raise SeqlabError(foreign)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = _lock(out)
+    try:
+        resume = _claim(out, config_yaml, fingerprint, overwrite, foreign)
+    except BaseException:
+        os.close(lock)
+        raise
+    return RunFolder(out, resume, lock)
+
+
+def _claim(out: Path, config_yaml: str, fingerprint: str, overwrite: bool, foreign: str) -> bool:
+    marker = {"format": RUN_FOLDER_FORMAT, "config_sha256": hashlib.sha256(config_yaml.encode()).hexdigest(),
+              "data_fingerprint": fingerprint}
+    entries = _entries(out)  # again, now that no other process can change them
+    if not entries:
+        write_json(out / MARKER_FILE, marker)
         return False
-    config_file = out / CONFIG_FILE
-    if not config_file.is_file():
-        raise SeqlabError(f"--out {out}: folder is not empty and holds no seqlab run; choose another folder")
-    same = config_file.read_text(encoding="utf-8") == config_yaml
-    complete = (out / METRICS_FILE).is_file()
+    if MARKER_FILE not in entries:
+        raise SeqlabError(foreign)
+    try:
+        found = json.loads((out / MARKER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        found = {}
+    if not isinstance(found, dict) or found.get("format") != RUN_FOLDER_FORMAT:
+        raise SeqlabError(f"--out {out}: {MARKER_FILE} is not a seqlab run marker ({RUN_FOLDER_FORMAT}); "
+                          "choose another folder")
+    _remove_own_files(out, everything=overwrite)
     if overwrite:
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
-        for name in RUN_DIRS:
-            shutil.rmtree(out / name, ignore_errors=True)
+        write_json(out / MARKER_FILE, marker)
         return False
-    if not same:
+    if found.get("config_sha256") != marker["config_sha256"]:
         raise SeqlabError(
-            f"--out {out}: already holds a different run (its {CONFIG_FILE} differs); "
+            f"--out {out}: already holds a different run (its config differs); "
             "use --overwrite to replace it or choose another folder"
         )
-    if complete:
+    if (out / METRICS_FILE).is_file():
         raise SeqlabError(f"--out {out}: already holds this run, completed; use --overwrite to train it again")
-    return (out / "checkpoints" / "last.ckpt").is_file()
+    resume = (out / LAST_CHECKPOINT).is_file()
+    if found.get("data_fingerprint") != fingerprint:
+        if resume:
+            raise SeqlabError(
+                f"--out {out}: the data differs from the data this interrupted run started with (fingerprint "
+                f"{fingerprint[:12]}, the run's {str(found.get('data_fingerprint'))[:12]}); resuming would mix "
+                "the two; restore the data or use --overwrite to start again"
+            )
+        write_json(out / MARKER_FILE, marker)
+    return resume

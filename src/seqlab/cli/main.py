@@ -304,7 +304,7 @@ def build_config(args):
 
 
 def cmd_train(args) -> None:
-    from seqlab.training import train
+    from seqlab.training.pipeline import train
 
     config = build_config(args)
     result = train(config, args.out, overwrite=args.overwrite, quiet=args.quiet)
@@ -324,7 +324,7 @@ def _print_metrics(metrics: dict) -> None:
 
 def cmd_eval(args) -> None:
     from seqlab.io import write_json
-    from seqlab.training import evaluate_run
+    from seqlab.training.pipeline import evaluate_run
 
     metrics = evaluate_run(args.run, args.data, args.split)
     write_json(args.run / "eval.json", metrics)

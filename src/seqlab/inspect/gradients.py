@@ -241,12 +241,9 @@ class GradientNormMonitor(pl.Callback):
         if total is not None:
             self.norms.append(float(total))
 
-    def on_validation_end(self, trainer, pl_module):
-        # Runs before ModelCheckpoint's own on_validation_end, so the saved history holds the columns.
-        history = pl_module.history
-        if trainer.sanity_checking or not history or history[-1]["epoch"] != trainer.current_epoch + 1:
-            return
+    def history_values(self, trainer) -> dict[str, float]:
+        """This epoch's columns of ``history.csv`` (asked for by the history callback at the epoch's end)."""
         clip = trainer.gradient_clip_val or 0.0
         norms = self.norms or [float("nan")]
-        history[-1].update(grad_norm=float(np.mean(norms)), grad_norm_max=float(np.max(norms)),
-                           clipped_steps=sum(norm > clip for norm in self.norms) if clip else 0)
+        return {"grad_norm": float(np.mean(norms)), "grad_norm_max": float(np.max(norms)),
+                "clipped_steps": sum(norm > clip for norm in self.norms) if clip else 0}

@@ -1,13 +1,14 @@
 """Tasks: what is learnt from the data (classification, forecast, lm).
 
-Each task module provides ``train_*(config, out, resume, quiet, callbacks)
--> metrics`` (writing the run folder) and ``evaluate_*(run, data_spec,
-split) -> metrics``.
+Each task is a :class:`~seqlab.tasks.base.TaskRecipe`: it prepares the
+data, builds the model and its Lightning module, evaluates the best model
+and saves the task's files. :mod:`seqlab.training.pipeline` runs them.
 """
 
-from seqlab.tasks.classification import evaluate_classification, train_classification
-from seqlab.tasks.forecast import evaluate_forecast, train_forecast
-from seqlab.tasks.lm import evaluate_lm, train_lm
+from seqlab.tasks.base import TaskRecipe
+from seqlab.tasks.classification import ClassificationTask
+from seqlab.tasks.forecast import ForecastTask
+from seqlab.tasks.lm import LanguageModelTask
 
-TASK_TRAINERS = {"classification": train_classification, "forecast": train_forecast, "lm": train_lm}
-TASK_EVALUATORS = {"classification": evaluate_classification, "forecast": evaluate_forecast, "lm": evaluate_lm}
+TASKS: dict[str, TaskRecipe] = {task.name: task for task in (ClassificationTask(), ForecastTask(),
+                                                              LanguageModelTask())}

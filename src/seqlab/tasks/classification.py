@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from seqlab.config import DataConfig, RunConfig, from_dict
 from seqlab.data.dataset import DataBundle, SequenceSet
 from seqlab.data.scaling import Normalizer
 from seqlab.data.sources import load_data
 from seqlab.errors import SeqlabError
-from seqlab.io import write_json
 from seqlab.models.registry import build_model, get_model_entry
 from seqlab.reports.plots import plot_attention, plot_confusion_matrix, plot_learning_curves
-from seqlab.runs import METRICS_FILE, MODEL_FILE, Run, save_run_checkpoint
+from seqlab.runs import MODEL_FILE, Run, save_run_checkpoint
+from seqlab.tasks.base import TaskRecipe, TrainingSetup, fingerprint, model_options
 from seqlab.training.evaluate import classification_metrics, predict_proba
+from seqlab.training.module import ClassificationModule, make_loader
 
 
 def prepare_bundle(config: RunConfig, tokens: bool = False) -> tuple[DataBundle, Normalizer]:
@@ -37,65 +40,99 @@ def prepare_bundle(config: RunConfig, tokens: bool = False) -> tuple[DataBundle,
     return bundle, normalizer
 
 
-def train_classification(config: RunConfig, out: Path, resume: bool, quiet: bool, callbacks=None) -> dict[str, Any]:
-    from seqlab.training.module import ClassificationModule, make_loader
-    from seqlab.training.pipeline import fit_module
+@dataclass
+class ClassificationData:
+    """The prepared data of a classification run: normalised splits and how the model reads them."""
 
-    options = {k: v for k, v in config.model.items() if k != "name"}
-    if options.get("head") == "step":
-        raise SeqlabError("model.head: 'step' gives one output per time step; classification needs last, mean or attention")
-    entry = get_model_entry(config.model["name"])
-    bundle, normalizer = prepare_bundle(config, tokens=entry.tokens)
-    variable_length = any(part.lengths is not None for part in (bundle.train, bundle.val, bundle.test))
-    input_size = vocabulary_size(bundle) if entry.tokens else bundle.input_size
-    steps = bundle.train.steps
-    model = build_model(config.model["name"], input_size, bundle.num_classes, steps=steps, **options)
-    module = ClassificationModule(model, config.train.lr, config.train.weight_decay, variable_length)
-    train_loader = make_loader(bundle.train, config.train.batch_size, shuffle=True, seed=config.train.seed)
-    val_loader = make_loader(bundle.val, 512, shuffle=False)
-    fit = fit_module(module, train_loader, val_loader, config, out, resume, quiet, callbacks)
+    bundle: DataBundle
+    normalizer: Normalizer
+    input_size: int  # F, or the vocabulary size V of a token model
+    variable_length: bool
 
-    model.load_state_dict(fit.best_state)
-    model.eval()
-    val = classification_metrics(predict_proba(model, bundle.val), bundle.val.y, bundle.num_classes)
-    test = classification_metrics(predict_proba(model, bundle.test), bundle.test.y, bundle.num_classes)
-    val.pop("confusion_matrix")
-    metrics = {
-        **fit.summary("classification", config, model),
-        "data": {
-            "spec": config.data.spec,
-            "train": len(bundle.train),
-            "val": len(bundle.val),
-            "test": len(bundle.test),
-            "steps": bundle.train.steps,
-            "features": bundle.input_size,
-            "classes": bundle.num_classes,
-        },
-        "val": val,
-        "test": test,
-    }
-    if hasattr(model, "receptive_field"):
-        metrics["receptive_field"] = model.receptive_field
-    save_run_checkpoint(
-        out / MODEL_FILE,
-        model,
-        {"name": config.model["name"], "builder": "zoo", "input_size": input_size,
-         "output_size": bundle.num_classes, "steps": steps, "options": options},
-        config.to_dict(),
-        "classification",
-        {"normalizer": normalizer.state_dict(), "class_names": bundle.class_names,
-         "feature_names": bundle.feature_names, "features": bundle.input_size, "steps": bundle.train.steps,
-         "variable_length": variable_length},
-    )
-    title = f"{config.model['name']} on {config.data.spec}"
-    plot_learning_curves(fit.history, out / "learning_curves.png", title)
-    plot_confusion_matrix(test["confusion_matrix"], bundle.class_names, out / "confusion_matrix.png",
-                          f"{title}: test confusion matrix")
-    if getattr(model, "attention", None) is not None and isinstance(bundle.test, SequenceSet):
-        plot_attention(attention_weights(model, bundle.test), bundle.test.y, bundle.class_names,
-                       out / "attention.png", f"{title}: attention over time (test)", bundle.test.lengths)
-    write_json(out / METRICS_FILE, metrics)  # last: its presence marks the run complete
-    return metrics
+
+def _part_digest(part) -> list[Any]:
+    if isinstance(part, SequenceSet):
+        return [part.X, part.lengths, part.y]
+    # a lazy dataset (DEAP windows): its index arrays and scaling describe what it reads
+    return [type(part).__name__, len(part)] + [v for v in vars(part).values()
+                                               if isinstance(v, (np.ndarray, int, float, str))]
+
+
+class ClassificationTask(TaskRecipe):
+    """One label per sequence: cross-entropy, accuracy, macro-F1, confusion matrix, attention plot."""
+
+    name = "classification"
+
+    def prepare(self, config: RunConfig) -> ClassificationData:
+        if config.model.get("head") == "step":
+            raise SeqlabError("model.head: 'step' gives one output per time step; classification needs last, "
+                              "mean or attention")
+        entry = get_model_entry(config.model["name"])
+        bundle, normalizer = prepare_bundle(config, tokens=entry.tokens)
+        variable_length = any(part.lengths is not None for part in (bundle.train, bundle.val, bundle.test))
+        input_size = vocabulary_size(bundle) if entry.tokens else bundle.input_size
+        return ClassificationData(bundle, normalizer, input_size, variable_length)
+
+    def fingerprint(self, config: RunConfig, data: ClassificationData) -> str:
+        bundle = data.bundle
+        return fingerprint(config, bundle.class_names, data.normalizer.state_dict(),
+                           *(x for part in (bundle.train, bundle.val, bundle.test) for x in _part_digest(part)))
+
+    def build(self, config: RunConfig, data: ClassificationData) -> TrainingSetup:
+        bundle = data.bundle
+        model = build_model(config.model["name"], data.input_size, bundle.num_classes, steps=bundle.train.steps,
+                            **model_options(config))
+        module = ClassificationModule(model, config.train.lr, config.train.weight_decay, data.variable_length)
+        train_loader = make_loader(bundle.train, config.train.batch_size, shuffle=True, seed=config.train.seed)
+        val_loader = make_loader(bundle.val, 512, shuffle=False)
+        return TrainingSetup(model, module, train_loader, val_loader, train_loader.generator)
+
+    def evaluate(self, config: RunConfig, data: ClassificationData, model: nn.Module) -> dict[str, Any]:
+        bundle = data.bundle
+        val = classification_metrics(predict_proba(model, bundle.val), bundle.val.y, bundle.num_classes)
+        test = classification_metrics(predict_proba(model, bundle.test), bundle.test.y, bundle.num_classes)
+        val.pop("confusion_matrix")
+        metrics = {
+            "data": {
+                "spec": config.data.spec,
+                "train": len(bundle.train),
+                "val": len(bundle.val),
+                "test": len(bundle.test),
+                "steps": bundle.train.steps,
+                "features": bundle.input_size,
+                "classes": bundle.num_classes,
+            },
+            "val": val,
+            "test": test,
+        }
+        if hasattr(model, "receptive_field"):
+            metrics["receptive_field"] = model.receptive_field
+        return metrics
+
+    def save(self, config: RunConfig, data: ClassificationData, model: nn.Module, metrics: dict[str, Any],
+             history: list[dict[str, float]], out: Path) -> None:
+        bundle = data.bundle
+        save_run_checkpoint(
+            out / MODEL_FILE,
+            model,
+            {"name": config.model["name"], "builder": "zoo", "input_size": data.input_size,
+             "output_size": bundle.num_classes, "steps": bundle.train.steps, "options": model_options(config)},
+            config.to_dict(),
+            "classification",
+            {"normalizer": data.normalizer.state_dict(), "class_names": bundle.class_names,
+             "feature_names": bundle.feature_names, "features": bundle.input_size, "steps": bundle.train.steps,
+             "variable_length": data.variable_length},
+        )
+        title = f"{config.model['name']} on {config.data.spec}"
+        plot_learning_curves(history, out / "learning_curves.png", title)
+        plot_confusion_matrix(metrics["test"]["confusion_matrix"], bundle.class_names, out / "confusion_matrix.png",
+                              f"{title}: test confusion matrix")
+        if getattr(model, "attention", None) is not None and isinstance(bundle.test, SequenceSet):
+            plot_attention(attention_weights(model, bundle.test), bundle.test.y, bundle.class_names,
+                           out / "attention.png", f"{title}: attention over time (test)", bundle.test.lengths)
+
+    def evaluate_run(self, run: Run, data_spec: str | None, split: str) -> dict[str, Any]:
+        return evaluate_classification(run, data_spec, split)
 
 
 @torch.no_grad()

@@ -26,10 +26,12 @@ from seqlab.config import ForecastConfig, RunConfig, from_dict
 from seqlab.data.series import Series, handle_missing, load_series, months_of
 from seqlab.data.transforms import SeriesTransform
 from seqlab.errors import SeqlabError
-from seqlab.io import check_output_path, write_csv, write_json
+from seqlab.io import check_output_path, write_csv
 from seqlab.models.registry import build_model
 from seqlab.reports.plots import plot_forecast, plot_learning_curves
-from seqlab.runs import METRICS_FILE, MODEL_FILE, Run, save_run_checkpoint
+from seqlab.runs import MODEL_FILE, Run, load_run, require_task, save_run_checkpoint
+from seqlab.tasks.base import TaskRecipe, TrainingSetup, fingerprint, model_options
+from seqlab.training.module import SeqlabModule
 
 
 # Longest ``seqlab forecast --horizon``: a rollout is one model step per point, and beyond this the
@@ -174,24 +176,22 @@ def baselines(history: np.ndarray, steps: int, season: int) -> dict[str, np.ndar
 # Training
 
 
-class ForecastModule:
-    """Built lazily so that Lightning is imported only when training."""
+class ForecastModule(SeqlabModule):
+    """MSE on training windows; validation rolls the model out over the validation part like the test."""
 
-    @staticmethod
-    def create(model, lr, weight_decay, cfg: ForecastConfig, channels: int):
-        from seqlab.training.module import SeqlabModule
+    def __init__(self, model: nn.Module, lr: float, weight_decay: float, cfg: ForecastConfig, channels: int):
+        super().__init__(model, lr, weight_decay)
+        self.cfg = cfg
+        self.channels = channels
 
-        class _Module(SeqlabModule):
-            def batch_loss(self, batch, stage):
-                if stage == "train":
-                    x, y = batch
-                    prediction = self.model(x)  # (B, W, C) or (B, H*C)
-                    return nn.functional.mse_loss(prediction, y), y.numel(), {}
-                history, future_cov, target = (b[0] for b in batch)
-                prediction = rollout(self.model, cfg, history, future_cov, len(target), channels)  # (S, C)
-                return nn.functional.mse_loss(prediction, target), target.numel(), {}
-
-        return _Module(model, lr, weight_decay)
+    def batch_loss(self, batch, stage):
+        if stage == "train":
+            x, y = batch
+            prediction = self.model(x)  # (B, W, C) or (B, H*C)
+            return nn.functional.mse_loss(prediction, y), y.numel(), {}
+        history, future_cov, target = (b[0] for b in batch)
+        prediction = rollout(self.model, self.cfg, history, future_cov, len(target), self.channels)  # (S, C)
+        return nn.functional.mse_loss(prediction, target), target.numel(), {}
 
 
 def resolve_series(config: RunConfig) -> Series:
@@ -209,58 +209,100 @@ def check_model(config: RunConfig) -> None:
         raise SeqlabError("forecast.strategy direct needs a sequence head (last, mean or attention), got model.head=step")
 
 
-def train_forecast(config: RunConfig, out: Path, resume: bool, quiet: bool, callbacks=None) -> dict[str, Any]:
-    from seqlab.training.pipeline import fit_module
+@dataclass
+class ForecastData:
+    """The prepared series of a forecast run: transformed values, covariates, split sizes, training windows."""
 
-    cfg = config.forecast
-    check_model(config)
-    series = resolve_series(config)
-    transform = SeriesTransform(cfg.transforms, cfg.season, cfg.scale)
-    n_train, n_val, n_test = split_sizes(len(series), cfg, transform.lag, series.name)
-    transform.fit(series.values[:n_train])
-    data = prepare(series, transform, cfg.covariates)
-    C, K = series.values.shape[1], data.cov.shape[1]
-    x, y = training_windows(data, cfg, n_train)
-    options = {k: v for k, v in config.model.items() if k != "name"}
-    output_size = C if cfg.strategy == "recursive" else cfg.horizon * C
-    model = build_model(config.model["name"], C + K, output_size, **options)
-    module = ForecastModule.create(model, config.train.lr, config.train.weight_decay, cfg, C)
+    series: Series
+    transform: SeriesTransform
+    prepared: Prepared
+    split: tuple[int, int, int]  # train, val, test points
+    x: np.ndarray  # (N_windows, W, F)
+    y: np.ndarray  # (N_windows, W, C) recursive or (N_windows, H*C) direct
 
-    generator = torch.Generator().manual_seed(config.train.seed)
-    train_loader = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
-                              batch_size=config.train.batch_size, shuffle=True, generator=generator)
-    val_item = (torch.tensor(data.inputs(n_train - cfg.window + 1, n_train + 1), dtype=torch.float32),
-                torch.tensor(data.cov[n_train : n_train + n_val], dtype=torch.float32),
-                torch.tensor(data.z[n_train : n_train + n_val], dtype=torch.float32))
-    val_loader = DataLoader([val_item], batch_size=1)
-    fit = fit_module(module, train_loader, val_loader, config, out, resume, quiet, callbacks)
-    model.load_state_dict(fit.best_state)
+    @property
+    def channels(self) -> int:
+        return self.series.values.shape[1]
 
-    origin = n_train + n_val
-    truth = series.values[origin:]
-    prediction = forecast_from(model, cfg, data, origin, n_test)
-    val_prediction = forecast_from(model, cfg, data, n_train, n_val)
-    metrics = {
-        **fit.summary("forecast", config, model),
-        "data": {"spec": config.data.spec, "points": len(series), "train": n_train, "val": n_val, "test": n_test,
-                 "columns": series.columns, "windows": len(x), "strategy": cfg.strategy},
-        "val": forecast_metrics(val_prediction, series.values[n_train:origin]),
-        "test": forecast_metrics(prediction, truth),
-        "baselines": {name: forecast_metrics(values, truth)
-                      for name, values in baselines(series.values[:origin], n_test, cfg.season).items()},
-    }
-    extras = {"transform": transform.state_dict(), "columns": series.columns, "split": [n_train, n_val, n_test],
-              "covariates": list(cfg.covariates)}
-    save_run_checkpoint(
-        out / MODEL_FILE, model,
-        {"name": config.model["name"], "builder": "zoo", "input_size": C + K, "output_size": output_size,
-         "options": options},
-        config.to_dict(), "forecast", extras,
-    )
-    _write_forecast(out, series, origin, prediction, truth, f"{config.model['name']} on {series.name}: test forecast")
-    plot_learning_curves(fit.history, out / "learning_curves.png", f"{config.model['name']} on {series.name}")
-    write_json(out / METRICS_FILE, metrics)
-    return metrics
+    @property
+    def input_size(self) -> int:
+        return self.channels + self.prepared.cov.shape[1]
+
+
+class ForecastTask(TaskRecipe):
+    """Sliding-window forecasting: MAPE, sMAPE, RMSE and MAE of the test forecast, naive baselines."""
+
+    name = "forecast"
+
+    def prepare(self, config: RunConfig) -> ForecastData:
+        cfg = config.forecast
+        check_model(config)
+        series = resolve_series(config)
+        transform = SeriesTransform(cfg.transforms, cfg.season, cfg.scale)
+        n_train, n_val, n_test = split_sizes(len(series), cfg, transform.lag, series.name)
+        transform.fit(series.values[:n_train])
+        prepared = prepare(series, transform, cfg.covariates)
+        x, y = training_windows(prepared, cfg, n_train)
+        return ForecastData(series, transform, prepared, (n_train, n_val, n_test), x, y)
+
+    def fingerprint(self, config: RunConfig, data: ForecastData) -> str:
+        return fingerprint(config, data.series.values, data.transform.state_dict(), data.prepared.cov, data.x,
+                           data.y)
+
+    def output_size(self, config: RunConfig, data: ForecastData) -> int:
+        return data.channels if config.forecast.strategy == "recursive" else config.forecast.horizon * data.channels
+
+    def build(self, config: RunConfig, data: ForecastData) -> TrainingSetup:
+        cfg = config.forecast
+        model = build_model(config.model["name"], data.input_size, self.output_size(config, data),
+                            **model_options(config))
+        module = ForecastModule(model, config.train.lr, config.train.weight_decay, cfg, data.channels)
+        generator = torch.Generator().manual_seed(config.train.seed)
+        train_loader = DataLoader(TensorDataset(torch.from_numpy(data.x), torch.from_numpy(data.y)),
+                                  batch_size=config.train.batch_size, shuffle=True, generator=generator)
+        n_train, n_val, _ = data.split
+        z, cov = data.prepared.z, data.prepared.cov
+        val_item = (torch.tensor(data.prepared.inputs(n_train - cfg.window + 1, n_train + 1), dtype=torch.float32),
+                    torch.tensor(cov[n_train : n_train + n_val], dtype=torch.float32),
+                    torch.tensor(z[n_train : n_train + n_val], dtype=torch.float32))
+        return TrainingSetup(model, module, train_loader, DataLoader([val_item], batch_size=1), generator)
+
+    def evaluate(self, config: RunConfig, data: ForecastData, model: nn.Module) -> dict[str, Any]:
+        cfg, series = config.forecast, data.series
+        n_train, n_val, n_test = data.split
+        origin = n_train + n_val
+        truth = series.values[origin:]
+        prediction = forecast_from(model, cfg, data.prepared, origin, n_test)
+        val_prediction = forecast_from(model, cfg, data.prepared, n_train, n_val)
+        return {
+            "data": {"spec": config.data.spec, "points": len(series), "train": n_train, "val": n_val, "test": n_test,
+                     "columns": series.columns, "windows": len(data.x), "strategy": cfg.strategy},
+            "val": forecast_metrics(val_prediction, series.values[n_train:origin]),
+            "test": forecast_metrics(prediction, truth),
+            "baselines": {name: forecast_metrics(values, truth)
+                          for name, values in baselines(series.values[:origin], n_test, cfg.season).items()},
+        }
+
+    def save(self, config: RunConfig, data: ForecastData, model: nn.Module, metrics: dict[str, Any],
+             history: list[dict[str, float]], out: Path) -> None:
+        cfg, series = config.forecast, data.series
+        n_train, n_val, n_test = data.split
+        origin = n_train + n_val
+        extras = {"transform": data.transform.state_dict(), "columns": series.columns, "split": list(data.split),
+                  "covariates": list(cfg.covariates)}
+        save_run_checkpoint(
+            out / MODEL_FILE, model,
+            {"name": config.model["name"], "builder": "zoo", "input_size": data.input_size,
+             "output_size": self.output_size(config, data), "options": model_options(config)},
+            config.to_dict(), "forecast", extras,
+        )
+        prediction = forecast_from(model, cfg, data.prepared, origin, n_test)
+        _write_forecast(out, series, origin, prediction, series.values[origin:],
+                        f"{config.model['name']} on {series.name}: test forecast")
+        plot_learning_curves(history, out / "learning_curves.png", f"{config.model['name']} on {series.name}")
+
+    def evaluate_run(self, run: Run, data_spec: str | None, split: str) -> dict[str, Any]:
+        return evaluate_forecast(run, data_spec, split)
 
 
 def _write_forecast(out_csv_dir: Path, series: Series, origin: int, prediction: np.ndarray,
@@ -323,8 +365,6 @@ def forecast_file(run_dir: str | Path, horizon: int, out: str | Path, input_spec
     Writes the CSV ``out`` and a plot beside it (same name, ``.png``).
     Returns the metrics against the held-out truth when there is some.
     """
-    from seqlab.runs import load_run, require_task
-
     run = load_run(run_dir)
     require_task(run, "forecast", "forecast")
     if not 1 <= horizon <= MAX_HORIZON:

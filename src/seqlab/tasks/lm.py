@@ -15,14 +15,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from seqlab.config import RunConfig
-from seqlab.data.text import UNKNOWN, load_text, streams, unigram_perplexity
+from seqlab.data.text import UNKNOWN, TextData, load_text, streams, unigram_perplexity
 from seqlab.errors import SeqlabError
-from seqlab.io import write_json, write_text
+from seqlab.io import write_text
 from seqlab.models.language import RecurrentLM
 from seqlab.reports.plots import plot_learning_curves
-from seqlab.runs import METRICS_FILE, MODEL_FILE, Run, load_run, require_task, save_run_checkpoint
-
-LM_OPTIONS = ("hidden_size", "num_layers", "dropout", "nonlinearity", "backend")
+from seqlab.runs import MODEL_FILE, Run, load_run, require_task, save_run_checkpoint
+from seqlab.tasks.base import TaskRecipe, TrainingSetup, fingerprint, model_options
+from seqlab.training.module import LanguageModule
 
 
 def _chunks_tensor(chunks):
@@ -41,45 +41,58 @@ def stream_loss(model: nn.Module, ids: np.ndarray, bptt: int) -> float:
     return total / count
 
 
-def train_lm(config: RunConfig, out: Path, resume: bool, quiet: bool, callbacks=None) -> dict[str, Any]:
-    from seqlab.training.module import LanguageModule
-    from seqlab.training.pipeline import fit_module
+class LanguageModelTask(TaskRecipe):
+    """Next-character prediction: perplexity and bits per character, a unigram baseline, a text sample."""
 
-    if config.model.get("bidirectional"):
-        raise SeqlabError("model.bidirectional: a language model predicts the next character and cannot read ahead")
-    text = load_text(config.data.spec, config.lm.val_fraction)
-    options = {k: config.model[k] for k in LM_OPTIONS if k in config.model}
+    name = "lm"
+
+    def prepare(self, config: RunConfig) -> TextData:
+        return load_text(config.data.spec, config.lm.val_fraction)
+
+    def fingerprint(self, config: RunConfig, data: TextData) -> str:
+        return fingerprint(config, data.vocab, data.train, data.val)
+
+    def build(self, config: RunConfig, data: TextData) -> TrainingSetup:
+        model = RecurrentLM(len(data.vocab), cell=config.model["name"], **lm_options(config))
+        module = LanguageModule(model, config.train.lr, config.train.weight_decay)
+        # Chunks in text order: the carried state must see them consecutively.
+        train_chunks = _chunks_tensor(streams(data.train, config.train.batch_size, config.lm.bptt))
+        val_chunks = _chunks_tensor(streams(data.val, 1, config.lm.bptt))
+        # batch_size=None: each chunk is already a batch of B streams; no shuffling.
+        return TrainingSetup(model, module, DataLoader(train_chunks, batch_size=None),
+                             DataLoader(val_chunks, batch_size=None))
+
+    def evaluate(self, config: RunConfig, data: TextData, model: nn.Module) -> dict[str, Any]:
+        val_loss = stream_loss(model, data.val, config.lm.bptt)
+        unigram = unigram_perplexity(data.train, data.val, len(data.vocab))
+        return {
+            "data": {"spec": config.data.spec, "train_chars": int(len(data.train)), "val_chars": int(len(data.val)),
+                     "vocab_size": len(data.vocab)},
+            "val": {"loss": val_loss, "perplexity": math.exp(val_loss), "bits_per_char": val_loss / math.log(2)},
+            "baselines": {"unigram": {"perplexity": unigram, "bits_per_char": math.log2(unigram)}},
+        }
+
+    def save(self, config: RunConfig, data: TextData, model: nn.Module, metrics: dict[str, Any],
+             history: list[dict[str, float]], out: Path) -> None:
+        save_run_checkpoint(
+            out / MODEL_FILE, model,
+            {"name": config.model["name"], "builder": "lm", "input_size": len(data.vocab),
+             "output_size": len(data.vocab), "options": lm_options(config)},
+            config.to_dict(), "lm", {"vocab": data.vocab},
+        )
+        plot_learning_curves(history, out / "learning_curves.png", f"{config.model['name']} on {config.data.spec}")
+        sample = generate(model, data.vocab, prompt=_seed_prompt(data), length=400, temperature=0.8, seed=0)
+        write_text(out / "samples.txt", sample + "\n")
+
+    def evaluate_run(self, run: Run, data_spec: str | None, split: str) -> dict[str, Any]:
+        return evaluate_lm(run, data_spec, split)
+
+
+def lm_options(config: RunConfig) -> dict[str, Any]:
+    """The model section as RecurrentLM's arguments (config resolution keeps only the options it takes)."""
+    options = model_options(config)
     options["embedding_dim"] = config.lm.embedding_dim
-    model = RecurrentLM(len(text.vocab), cell=config.model["name"], **options)
-    module = LanguageModule(model, config.train.lr, config.train.weight_decay)
-    # Chunks in text order: the carried state must see them consecutively.
-    train_chunks = _chunks_tensor(streams(text.train, config.train.batch_size, config.lm.bptt))
-    val_chunks = _chunks_tensor(streams(text.val, 1, config.lm.bptt))
-    # batch_size=None: each chunk is already a batch of B streams; no shuffling.
-    fit = fit_module(module, DataLoader(train_chunks, batch_size=None), DataLoader(val_chunks, batch_size=None),
-                     config, out, resume, quiet, callbacks)
-    model.load_state_dict(fit.best_state)
-
-    val_loss = stream_loss(model, text.val, config.lm.bptt)
-    unigram = unigram_perplexity(text.train, text.val, len(text.vocab))
-    metrics = {
-        **fit.summary("lm", config, model),
-        "data": {"spec": config.data.spec, "train_chars": int(len(text.train)), "val_chars": int(len(text.val)),
-                 "vocab_size": len(text.vocab)},
-        "val": {"loss": val_loss, "perplexity": math.exp(val_loss), "bits_per_char": val_loss / math.log(2)},
-        "baselines": {"unigram": {"perplexity": unigram, "bits_per_char": math.log2(unigram)}},
-    }
-    save_run_checkpoint(
-        out / MODEL_FILE, model,
-        {"name": config.model["name"], "builder": "lm", "input_size": len(text.vocab),
-         "output_size": len(text.vocab), "options": options},
-        config.to_dict(), "lm", {"vocab": text.vocab},
-    )
-    plot_learning_curves(fit.history, out / "learning_curves.png", f"{config.model['name']} on {config.data.spec}")
-    sample = generate(model, text.vocab, prompt=_seed_prompt(text), length=400, temperature=0.8, seed=0)
-    write_text(out / "samples.txt", sample + "\n")
-    write_json(out / METRICS_FILE, metrics)
-    return metrics
+    return options
 
 
 def _seed_prompt(text) -> str:
@@ -160,4 +173,4 @@ def generate_from_run(run_dir: str | Path, prompt: str, length: int, temperature
     return generate(run.model, run.extras["vocab"], prompt, length, temperature, top_k, seed, skip_unknown)
 
 
-__all__ = ["UNKNOWN", "evaluate_lm", "generate", "generate_from_run", "stream_loss", "train_lm"]
+__all__ = ["UNKNOWN", "evaluate_lm", "generate", "generate_from_run", "stream_loss", "LanguageModelTask"]

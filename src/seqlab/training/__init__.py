@@ -1,5 +1,6 @@
-"""Training: ``train(config, out)`` for every task, and evaluation of saved runs."""
+"""Training: the Lightning modules and callbacks (``module``), prediction metrics (``evaluate``), and the
+engine that runs a task into a run folder (``pipeline``: ``train(config, out)``, ``evaluate_run(run_dir)``).
 
-from seqlab.training.pipeline import TrainingInterrupted, TrainResult, evaluate_run, train
-
-__all__ = ["TrainingInterrupted", "TrainResult", "evaluate_run", "train"]
+The engine sits above the tasks and the modules below them, so this package itself imports nothing:
+``from seqlab.training.pipeline import train``.
+"""

@@ -1,8 +1,9 @@
-"""Lightning glue: training steps per task, per-epoch history, atomic checkpoints.
+"""Lightning glue: training steps per task, per-epoch metrics and history, atomic checkpoints.
 
 The models know nothing about training; these modules own the losses, the
-optimiser and the history (stored in Lightning checkpoints, so an
-interrupted run resumes with its history intact).
+optimiser and the epoch's metrics (torchmetrics, so DDP ranks agree); the
+history callback keeps its rows in the checkpoint, so an interrupted run
+resumes with its history intact.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from torchmetrics import MeanMetric
 
 from seqlab.data.dataset import SequenceSet
 from seqlab.io import save_torch, write_csv
@@ -58,11 +60,14 @@ def trim_batch(x: torch.Tensor, lengths: torch.Tensor, variable_length: bool):
 
 
 class SeqlabModule(pl.LightningModule):
-    """AdamW with a plateau schedule, and one history row per epoch.
+    """AdamW with a plateau schedule; per-epoch metrics from torchmetrics, synced across DDP ranks.
 
     Subclasses implement :meth:`batch_loss`, returning the mean loss, the
-    number of items it averages over and extra sums (``{"correct": k}``);
-    :meth:`summarise` turns a stage's sums into history columns.
+    number of items it averages over and the inputs of their extra metrics
+    (``{"accuracy": (predicted, y)}``), and may add metrics in
+    :meth:`stage_metrics` and derived values in :meth:`derived`. After each
+    validation pass the epoch's ``train_*`` and ``val_*`` values are logged
+    (so the callbacks at the epoch's end see them all) and the metrics reset.
     """
 
     def __init__(self, model: nn.Module, lr: float, weight_decay: float):
@@ -70,23 +75,25 @@ class SeqlabModule(pl.LightningModule):
         self.model = model
         self.lr = lr
         self.weight_decay = weight_decay
-        self.history: list[dict[str, float]] = []
-        self._sums: dict[str, dict[str, float]] = {}
-        self._epoch_start = time.perf_counter()
+        self.train_metrics = self.stage_metrics()
+        self.val_metrics = self.stage_metrics()
 
-    def batch_loss(self, batch, stage: str) -> tuple[torch.Tensor, int, dict[str, float]]:
+    def stage_metrics(self) -> nn.ModuleDict:
+        return nn.ModuleDict({"loss": MeanMetric()})
+
+    def batch_loss(self, batch, stage: str) -> tuple[torch.Tensor, int, dict[str, tuple]]:
         raise NotImplementedError
 
-    def summarise(self, stage: str, sums: dict[str, float]) -> dict[str, float]:
-        return {f"{stage}_loss": sums["loss"] / sums["n"]}
+    def derived(self, stage: str, values: dict[str, float]) -> dict[str, float]:
+        """Values computed from the epoch's metrics (a perplexity from the mean loss)."""
+        return {}
 
     def _step(self, batch, stage: str) -> torch.Tensor:
-        loss, n, extra = self.batch_loss(batch, stage)
-        sums = self._sums.setdefault(stage, {"loss": 0.0, "n": 0})
-        sums["loss"] += loss.item() * n
-        sums["n"] += n
-        for key, value in extra.items():
-            sums[key] = sums.get(key, 0.0) + value
+        loss, n, updates = self.batch_loss(batch, stage)
+        metrics = self.train_metrics if stage == "train" else self.val_metrics
+        metrics["loss"].update(loss.detach(), n)
+        for name, args in updates.items():
+            metrics[name].update(*args)
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -95,43 +102,26 @@ class SeqlabModule(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
 
-    def _all_processes(self, sums: dict[str, float]) -> dict[str, float]:
-        """A stage's sums over every DDP process (each one sees its own share of the batches)."""
-        if self.trainer.world_size == 1:
-            return sums
-        keys = sorted(sums)
-        values = torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=self.device)
-        return dict(zip(keys, self.trainer.strategy.reduce(values, reduce_op="sum").tolist()))
-
-    def on_train_epoch_start(self):
-        self._sums.pop("train", None)
-        self._epoch_start = time.perf_counter()
-
-    def on_validation_epoch_start(self):
-        self._sums.pop("val", None)
-
     def on_validation_epoch_end(self):
-        if self.trainer.sanity_checking or "train" not in self._sums or "val" not in self._sums:
+        if self.trainer.sanity_checking:
             return
-        row = {"epoch": self.current_epoch + 1}
-        row.update(self.summarise("train", self._all_processes(self._sums["train"])))
-        row.update(self.summarise("val", self._all_processes(self._sums["val"])))
-        # the same value on every process; sync_dist only says so to Lightning
-        self.log("val_loss", row["val_loss"], prog_bar=True, sync_dist=True)
-        row["lr"] = self.trainer.optimizers[0].param_groups[0]["lr"]
-        row["seconds"] = time.perf_counter() - self._epoch_start
-        self.history.append(row)
+        logged = {}
+        for stage, metrics in (("train", self.train_metrics), ("val", self.val_metrics)):
+            values = {name: float(metric.compute()) for name, metric in metrics.items()
+                      if metric.update_count}  # compute() gathers every rank's counts
+            if values:
+                values.update(self.derived(stage, values))
+            logged.update({f"{stage}_{name}": value for name, value in values.items()})
+            for metric in metrics.values():
+                metric.reset()
+        if "train_loss" in logged:  # a validation pass with no training before it logs nothing
+            logged["epoch"] = float(self.current_epoch + 1)  # the loggers' epoch column counts from 1 too
+            self.log_dict(logged, prog_bar=False, logger=True)
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=4)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["seqlab_history"] = [dict(row) for row in self.history]
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.history = [dict(row) for row in checkpoint.get("seqlab_history", [])]
 
 
 class ClassificationModule(SeqlabModule):
@@ -141,15 +131,16 @@ class ClassificationModule(SeqlabModule):
         super().__init__(model, lr, weight_decay)
         self.variable_length = variable_length
 
+    def stage_metrics(self) -> nn.ModuleDict:
+        # micro-averaged over items: the share of correct predictions, whatever the number of classes
+        return nn.ModuleDict({"loss": MeanMetric(), "accuracy": MeanMetric()})
+
     def batch_loss(self, batch, stage):
         x, lengths, y = batch
         x, lengths = trim_batch(x, lengths, self.variable_length)
         logits = self.model(x, lengths)  # (B, C)
-        correct = (logits.argmax(dim=1) == y).sum().item()
-        return nn.functional.cross_entropy(logits, y), len(y), {"correct": correct}
-
-    def summarise(self, stage, sums):
-        return {f"{stage}_loss": sums["loss"] / sums["n"], f"{stage}_accuracy": sums["correct"] / sums["n"]}
+        correct = (logits.detach().argmax(dim=1) == y).float()  # (B,)
+        return nn.functional.cross_entropy(logits, y), len(y), {"accuracy": (correct,)}
 
 
 class RegressionModule(SeqlabModule):
@@ -182,28 +173,54 @@ class LanguageModule(SeqlabModule):
         return loss, y.numel(), {}
 
     def on_train_epoch_start(self):
-        super().on_train_epoch_start()
         self.state.pop("train", None)
 
     def on_validation_epoch_start(self):
-        super().on_validation_epoch_start()
         self.state.pop("val", None)
 
-    def summarise(self, stage, sums):
-        loss = sums["loss"] / sums["n"]
-        return {f"{stage}_loss": loss, f"{stage}_perplexity": math.exp(min(loss, 50.0))}
+    def derived(self, stage, values):
+        return {"perplexity": math.exp(min(values["loss"], 50.0))}
 
 
 class HistoryWriter(pl.Callback):
-    """Rewrites ``history.csv`` (one row per epoch) atomically after each epoch."""
+    """``history.csv``: one row per epoch of the logged ``train_*``/``val_*`` values, the learning rate, the
+    seconds the epoch took, anything else logged, and the columns of callbacks with a ``history_values(trainer)``
+    method (gradient norms), rewritten atomically after each epoch.
+
+    The rows are part of the callback's state, so they travel in ``last.ckpt``
+    and a resumed run continues the very same table.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.rows: list[dict[str, float]] = []
+        self._started = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._started = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module):
-        if pl_module.history and trainer.is_global_zero:
-            columns = list(pl_module.history[0])
-            write_csv(self.path, columns, [[row[c] for c in columns] for row in pl_module.history])
+        logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k != "epoch" and v.numel() == 1}
+        if "val_loss" not in logged:
+            return
+        row = {"epoch": trainer.current_epoch + 1}
+        row.update({k: v for k, v in logged.items() if k.startswith("train_")})
+        row.update({k: v for k, v in logged.items() if k.startswith("val_")})
+        row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+        row["seconds"] = time.perf_counter() - self._started
+        row.update({k: v for k, v in logged.items() if k not in row})  # anything else logged
+        for callback in trainer.callbacks:  # columns other callbacks keep (gradient norms)
+            if hasattr(callback, "history_values"):
+                row.update(callback.history_values(trainer))
+        self.rows.append(row)
+        columns = list(self.rows[0])
+        write_csv(self.path, columns, [[r.get(c, "") for c in columns] for r in self.rows])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": [dict(row) for row in self.rows]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rows = [dict(row) for row in state["rows"]]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -214,17 +231,24 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class EpochProgressBar(TQDMProgressBar):
-    """One bar per training epoch with the validation metrics beside it; no validation bar."""
+    """One bar per training epoch, numbered from 1, with the validation metrics beside it; no validation bar."""
 
     def init_validation_tqdm(self):
         return Tqdm(disable=True)
+
+    def on_train_epoch_start(self, trainer, *_):
+        super().on_train_epoch_start(trainer)
+        self.train_progress_bar.set_description(f"Epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
 
 
 class EpochPrinter(pl.Callback):
     """One line per epoch, for logs and pipes where a progress bar would be noise."""
 
+    def __init__(self, history: HistoryWriter):
+        self.history = history
+
     def on_train_epoch_end(self, trainer, pl_module):
-        if pl_module.history:
-            row = pl_module.history[-1]
+        if self.history.rows:
+            row = self.history.rows[-1]
             values = " ".join(f"{k}={v:.4f}" for k, v in row.items() if k not in ("epoch", "lr", "seconds"))
             print(f"epoch {row['epoch']}/{trainer.max_epochs} {values} ({row['seconds']:.1f}s)", flush=True)

@@ -1,14 +1,16 @@
-"""``train(config, out)``: the shared run around every task.
+"""``train(config, out)``: the one sequence every task runs through.
 
-Prepares the run folder (refusing to clobber another run, resuming an
-interrupted one), writes the resolved config, seeds everything, then hands
-over to the task (:mod:`seqlab.tasks`), which builds its data and model and
-calls :func:`fit_module` to run Lightning. The CLI's ``seqlab train`` is a
-thin wrapper around :func:`train`.
+Seed, let the task (:mod:`seqlab.tasks`) open its data, then open the run
+folder (locked; refusing to clobber another run; resuming an interrupted
+one), write the resolved config, build, fit with Lightning
+(:func:`fit_module`), reload the best weights, evaluate, save, and write
+``metrics.json`` last. The CLI's ``seqlab train`` is a thin wrapper around
+:func:`train`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
@@ -18,11 +20,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import EarlyStopping
 
 from seqlab.config import RunConfig, config_to_yaml
-from seqlab.io import write_text
-from seqlab.runs import CONFIG_FILE, prepare_out_dir
+from seqlab.inspect.gradients import GradientNormMonitor
+from seqlab.io import write_json, write_text
+from seqlab.models.registry import count_parameters
+from seqlab.runs import CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE, load_run, open_run_folder
+from seqlab.tasks import TASKS
+from seqlab.tasks.base import TrainingSetup
+from seqlab.training.checkpoints import RunCheckpoint
+from seqlab.training.guards import StopOnNonFiniteLoss
+from seqlab.training.hardware import is_rank_zero, trainer_arguments, training_threads
+from seqlab.training.loggers import check_logger, make_logger
+from seqlab.training.module import AtomicCheckpointIO, EpochPrinter, EpochProgressBar, HistoryWriter
 
 
 @dataclass
@@ -46,16 +59,17 @@ class TrainingInterrupted(KeyboardInterrupt):
 class FitResult:
     history: list[dict[str, float]]
     best_state: dict[str, torch.Tensor]
-    best_epoch: int
+    best_epoch: int  # from 1
+    stopped_epoch: int | None  # the epoch (from 1) after which early stopping ended training, if it did
     seconds: float
     world_size: int = 1
 
-    def summary(self, task: str, config: RunConfig, model: torch.nn.Module) -> dict[str, Any]:
-        """The head of every metrics.json: task, model, params, train_seconds, epochs, best_epoch, threads."""
-        from seqlab.models.registry import count_parameters
-
-        return {"task": task, "model": config.model["name"], "params": count_parameters(model),
+    def summary(self, config: RunConfig, model: torch.nn.Module) -> dict[str, Any]:
+        """The head of every metrics.json: task, model, params, train_seconds, epochs, best_epoch, early stop,
+        threads."""
+        return {"task": config.task, "model": config.model["name"], "params": count_parameters(model),
                 "train_seconds": round(self.seconds, 3), "epochs": len(self.history), "best_epoch": self.best_epoch,
+                "stopped_early": self.stopped_epoch is not None, "stopped_epoch": self.stopped_epoch,
                 "threads": torch.get_num_threads(), "world_size": self.world_size}
 
 
@@ -69,31 +83,27 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # resuming reuses checkpoints/
 
 
-def fit_module(module, train_loader, val_loader, config: RunConfig, out: Path, resume: bool, quiet: bool,
+def fit_module(setup: TrainingSetup, config: RunConfig, out: Path, resume: bool, quiet: bool,
                callbacks: list[Any] | None = None) -> FitResult:
-    """Run Lightning: best checkpoint on validation loss, early stopping, clipping, history.
+    """Run Lightning: best weights on validation loss, early stopping, clipping, history, ``last.ckpt``.
 
-    Returns the history, the best weights of ``module.model`` and the time spent.
+    Returns the history, the best weights of ``setup.model``, when training stopped and the time spent.
     """
-    import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-
-    from seqlab.inspect.gradients import GradientNormMonitor
-    from seqlab.training.guards import StopOnNonFiniteLoss
-    from seqlab.training.hardware import is_rank_zero, trainer_arguments
-    from seqlab.training.module import AtomicCheckpointIO, EpochPrinter, EpochProgressBar, HistoryWriter
-
-    checkpoint_dir = out / "checkpoints"
-    checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, filename="best-{epoch:03d}", monitor="val_loss",
-                                 mode="min", save_top_k=1, save_last=True)
-    callbacks = [checkpoint, GradientNormMonitor(), HistoryWriter(out / "history.csv"), *(callbacks or [])]
+    module = setup.module
+    last = out / LAST_CHECKPOINT
+    checkpoint = RunCheckpoint(last, setup.generator)
+    history = HistoryWriter(out / "history.csv")
+    logger, monitors = make_logger(config.train.logger, out)
+    callbacks = [checkpoint, GradientNormMonitor(), history, *monitors, *(callbacks or [])]
     callbacks.append(StopOnNonFiniteLoss())
     interactive = sys.stdout.isatty()
     quiet = quiet or not is_rank_zero()
     if not quiet:
-        callbacks.append(EpochProgressBar() if interactive else EpochPrinter())
-    if config.train.patience:
-        callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=config.train.patience))
+        callbacks.append(EpochProgressBar() if interactive else EpochPrinter(history))
+    early = EarlyStopping(monitor="val_loss", mode="min", patience=config.train.patience) \
+        if config.train.patience else None
+    if early is not None:
+        callbacks.append(early)
     trainer = pl.Trainer(
         max_epochs=config.train.epochs,
         **trainer_arguments(config.train),
@@ -101,31 +111,31 @@ def fit_module(module, train_loader, val_loader, config: RunConfig, out: Path, r
         deterministic=True,
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
-        logger=False,
+        logger=logger or False,
         enable_progress_bar=not quiet and interactive,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=out,
     )
     if resume and not quiet:
-        print(f"Resuming the interrupted run in {out} from {checkpoint_dir / 'last.ckpt'}", flush=True)
+        print(f"Resuming the interrupted run in {out} from {last}", flush=True)
     started = time.perf_counter()
     try:
-        trainer.fit(module, train_loader, val_loader,
-                    ckpt_path=str(checkpoint_dir / "last.ckpt") if resume else None, weights_only=True)
+        trainer.fit(module, setup.train_loader, setup.val_loader, ckpt_path=str(last) if resume else None,
+                    weights_only=True)
     except SystemExit:
         # Lightning turns Ctrl+C into a graceful shutdown plus sys.exit(1); keep it an interruption.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         if trainer.interrupted:
-            raise TrainingInterrupted(f"training interrupted after {len(module.history)} epochs") from None
+            raise TrainingInterrupted(f"training interrupted after {len(history.rows)} epochs") from None
         raise
     seconds = time.perf_counter() - started
     if not trainer.is_global_zero:
         raise NotRankZero
-    best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
-    prefix = "model."
-    state = {k[len(prefix):]: v for k, v in best["state_dict"].items() if k.startswith(prefix)}
-    return FitResult(module.history, state, int(best["epoch"]) + 1, seconds, trainer.world_size)
+    stopped = early.stopped_epoch + 1 if early is not None and early.stopped_epoch > 0 else None
+    if stopped is not None and not quiet:
+        print(f"Stopped early at epoch {stopped} (best {checkpoint.best_epoch})", flush=True)
+    return FitResult(history.rows, checkpoint.best_state, checkpoint.best_epoch, stopped, seconds, trainer.world_size)
 
 
 def train(
@@ -137,37 +147,37 @@ def train(
 ) -> TrainResult:
     """Train ``config`` into run folder ``out`` and return its metrics.
 
-    An interrupted run (same config, no ``metrics.json`` yet) resumes from
-    ``out/checkpoints/last.ckpt``; a folder with a different run is refused
-    unless ``overwrite``. ``callbacks`` are extra Lightning callbacks.
+    The data is opened and checked before anything is written. An
+    interrupted run (same config and data, no ``metrics.json`` yet) resumes
+    from ``out/checkpoints/last.ckpt``; a folder with a different run is
+    refused unless ``overwrite``. ``callbacks`` are extra Lightning callbacks.
     """
-    import lightning.pytorch as pl
-
-    from seqlab.tasks import TASK_TRAINERS
-    from seqlab.training.hardware import is_rank_zero, trainer_arguments, training_threads
-
-    trainer_arguments(config.train)  # refuses what this machine cannot run, before anything is written
     out = Path(out)
+    recipe = TASKS[config.task]
+    trainer_arguments(config.train)  # refuses what this machine cannot run, before anything is written
+    check_logger(config.train.logger)
     config_yaml = config_to_yaml(config)
-    if is_rank_zero():
-        resume = prepare_out_dir(out, config_yaml, overwrite)
-        write_text(out / CONFIG_FILE, config_yaml)
-    else:  # DDP: rank 0 prepared the folder before the other processes started
-        resume = (out / "checkpoints" / "last.ckpt").is_file()
     quiet_lightning()
     pl.seed_everything(config.train.seed, workers=True, verbose=False)
-    try:
-        with training_threads(config.train):
-            metrics = TASK_TRAINERS[config.task](config, out, resume=resume, quiet=quiet, callbacks=callbacks)
-    except NotRankZero:
+    data = recipe.prepare(config)
+    if not is_rank_zero():  # DDP: rank 0 opened the folder before the other processes started
+        with training_threads(config.train), contextlib.suppress(NotRankZero):
+            fit_module(recipe.build(config, data), config, out, (out / LAST_CHECKPOINT).is_file(), quiet, callbacks)
         return TrainResult(out, {}, rank_zero=False)
+    with open_run_folder(out, config_yaml, recipe.fingerprint(config, data), overwrite) as folder, \
+            training_threads(config.train):
+        write_text(out / CONFIG_FILE, config_yaml)
+        setup = recipe.build(config, data)
+        fit = fit_module(setup, config, out, folder.resume, quiet, callbacks)
+        setup.model.load_state_dict(fit.best_state)
+        setup.model.eval()
+        metrics = {**fit.summary(config, setup.model), **recipe.evaluate(config, data, setup.model)}
+        recipe.save(config, data, setup.model, metrics, fit.history, out)
+        write_json(out / METRICS_FILE, metrics)  # last: its presence marks the run complete
     return TrainResult(out, metrics)
 
 
 def evaluate_run(run_dir: str | Path, data_spec: str | None = None, split: str = "test") -> dict[str, Any]:
     """Metrics of a saved run on its own held-out data, or on another data spec."""
-    from seqlab.runs import load_run
-    from seqlab.tasks import TASK_EVALUATORS
-
     run = load_run(run_dir)
-    return TASK_EVALUATORS[run.task](run, data_spec, split)
+    return TASKS[run.task].evaluate_run(run, data_spec, split)
