@@ -29,7 +29,7 @@ from seqlab.config import apply_override, config_to_yaml, resolve_config
 from seqlab.io import write_json, write_text
 from seqlab.models import get_model_entry, model_names
 from seqlab.runs import METRICS_FILE
-from seqlab.training import train
+from seqlab.training.pipeline import train
 
 DATA = ("digits", "aeon:BasicMotions", "aeon:JapaneseVowels", "aeon:ItalyPowerDemand", "aeon:ACSF1")
 

@@ -60,7 +60,7 @@ HAVE_NCNN = importlib.util.find_spec("ncnn") is not None and importlib.util.find
 def train_run(folder: Path, data: str, model: dict, epochs: int = 1) -> Path:
     """A briefly trained run on real data (trained weights, the data's own lengths and normaliser)."""
     from seqlab.config import resolve_config
-    from seqlab.training import train
+    from seqlab.training.pipeline import train
 
     config = resolve_config({"data": {"spec": data}, "model": model, "train": {"epochs": epochs, "seed": 0}})
     train(config, folder, quiet=True)
