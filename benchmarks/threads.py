@@ -59,7 +59,7 @@ def worker(setting: str, cases: list[str], data_dir: Path) -> None:
     import torch  # before any setting changes it: torch's own default
 
     from seqlab.config import resolve_config
-    from seqlab.training import train
+    from seqlab.training.pipeline import train
 
     threads = {"threads=1": 1, "threads=2": 2, "torch-default": torch.get_num_threads()}.get(setting, 0)
     for case in cases:

@@ -14,7 +14,7 @@ import torch
 from conftest import run_cli
 from seqlab.config import resolve_config
 from seqlab.errors import SeqlabError
-from seqlab.training import train
+from seqlab.training.pipeline import train
 from seqlab.training.hardware import competing_load, thread_policy, trainer_arguments, training_threads
 
 
