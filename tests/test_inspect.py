@@ -16,7 +16,7 @@ from seqlab.inspect import attribute, gate_activity, gradient_flow
 from seqlab.inspect.gates import encoder_input
 from seqlab.models import build_model
 from seqlab.reference import ReferenceRNN
-from seqlab.training import train
+from seqlab.training.pipeline import train
 
 STEPS, FEATURES = 12, 2
 

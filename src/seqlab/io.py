@@ -29,11 +29,14 @@ def file_mode() -> int:
 
 
 @contextlib.contextmanager
-def open_atomic(path: Path, binary: bool = False) -> Iterator[IO]:
+def open_atomic(path: Path, binary: bool = False, durable: bool = True) -> Iterator[IO]:
     """A handle on a temporary file beside ``path``, renamed onto ``path`` when the block ends.
 
     If the block raises, the temporary file is removed and ``path`` is left as it was. An
     ``OSError`` without a file name (a full disk, ENOSPC) is raised again naming ``path``.
+    The rename alone protects against a killed process (a reader sees the old file or the
+    new one); ``durable`` also flushes the data to disk before the rename, against a power
+    cut. Files rewritten every epoch skip that flush.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,8 +45,9 @@ def open_atomic(path: Path, binary: bool = False) -> Iterator[IO]:
         os.fchmod(fd, file_mode())  # mkstemp makes 0600 files; follow the umask like any other writer
         with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
@@ -52,8 +56,8 @@ def open_atomic(path: Path, binary: bool = False) -> Iterator[IO]:
         raise
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    with open_atomic(path, binary=True) as handle:
+def _write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    with open_atomic(path, binary=True, durable=durable) as handle:
         handle.write(data)
 
 
@@ -68,8 +72,8 @@ def check_output_path(out: Path, flag: str = "--out", inputs: Iterable[Path | No
                               "expected another path, so that the input is not overwritten")
 
 
-def write_text(path: Path, text: str) -> None:
-    _write_atomic(path, text.encode("utf-8"))
+def write_text(path: Path, text: str, durable: bool = True) -> None:
+    _write_atomic(path, text.encode("utf-8"), durable)
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -87,18 +91,18 @@ def _finite_or_null(obj: Any) -> Any:
     return obj
 
 
-def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]], durable: bool = True) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    write_text(path, buffer.getvalue())
+    write_text(path, buffer.getvalue(), durable)
 
 
-def save_torch(path: Path, obj: Any) -> None:
+def save_torch(path: Path, obj: Any, durable: bool = True) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    _write_atomic(path, buffer.getvalue())
+    _write_atomic(path, buffer.getvalue(), durable)
 
 
 def load_torch(path: Path) -> Any:

@@ -212,9 +212,11 @@ class HistoryWriter(pl.Callback):
         for callback in trainer.callbacks:  # columns other callbacks keep (gradient norms)
             if hasattr(callback, "history_values"):
                 row.update(callback.history_values(trainer))
-        self.rows.append(row)
+        self.rows.append(row)  # on every rank (each holds the same rows); rank zero writes them
+        if not trainer.is_global_zero:
+            return
         columns = list(self.rows[0])
-        write_csv(self.path, columns, [[r.get(c, "") for c in columns] for r in self.rows])
+        write_csv(self.path, columns, [[r.get(c, "") for c in columns] for r in self.rows], durable=False)
 
     def state_dict(self) -> dict[str, Any]:
         return {"rows": [dict(row) for row in self.rows]}
@@ -224,10 +226,14 @@ class HistoryWriter(pl.Callback):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning checkpoints written to a temporary file, then renamed."""
+    """Lightning checkpoints written to a temporary file, then renamed.
+
+    Not flushed to disk first: ``last.ckpt`` is rewritten every epoch, and a
+    rename is what keeps it whole when the process is killed.
+    """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        save_torch(Path(path), checkpoint)
+        save_torch(Path(path), checkpoint, durable=False)
 
 
 class EpochProgressBar(TQDMProgressBar):
@@ -248,7 +254,7 @@ class EpochPrinter(pl.Callback):
         self.history = history
 
     def on_train_epoch_end(self, trainer, pl_module):
-        if self.history.rows:
+        if self.history.rows and trainer.is_global_zero:
             row = self.history.rows[-1]
             values = " ".join(f"{k}={v:.4f}" for k, v in row.items() if k not in ("epoch", "lr", "seconds"))
             print(f"epoch {row['epoch']}/{trainer.max_epochs} {values} ({row['seconds']:.1f}s)", flush=True)
