@@ -28,7 +28,7 @@ MODELS = ("gru", "lstm", "lstm-fcn")
 
 def fit(model: str, data_dir: Path, out: Path, epochs: int, accelerator: str, precision: str) -> dict:
     from seqlab.config import resolve_config
-    from seqlab.training import train
+    from seqlab.training.pipeline import train
 
     config = resolve_config({"data": {"spec": f"ut-har:{data_dir}"}, "model": {"name": model},
                              "train": {"epochs": epochs, "patience": 0, "accelerator": accelerator,

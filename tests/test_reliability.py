@@ -65,7 +65,7 @@ def test_values_that_overflow_float32_arithmetic_are_refused(tmp_path, capsys):
 def test_a_non_finite_loss_stops_training_with_a_message(tmp_path):
     import lightning.pytorch as pl
 
-    from seqlab.training import train
+    from seqlab.training.pipeline import train
 
     class PoisonWeights(pl.Callback):
         def on_train_start(self, trainer, pl_module):

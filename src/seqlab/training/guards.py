@@ -28,7 +28,8 @@ class StopOnNonFiniteLoss(pl.Callback):
             raise SeqlabError(f"training stopped: the training loss is {float(loss.detach().float().max())} at "
                               f"epoch {trainer.current_epoch + 1}, batch {batch_idx + 1}; {ADVICE}")
 
-    def on_validation_epoch_end(self, trainer, pl_module):
+    def on_validation_end(self, trainer, pl_module):
+        # after the module's on_validation_epoch_end, which logs this epoch's val_loss
         loss = trainer.callback_metrics.get("val_loss")
         if trainer.sanity_checking or loss is None:
             return

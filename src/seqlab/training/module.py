@@ -59,6 +59,12 @@ def trim_batch(x: torch.Tensor, lengths: torch.Tensor, variable_length: bool):
     return x[:, : int(lengths.max())], lengths  # (B, T_batch, F)
 
 
+def mean_metric() -> MeanMetric:
+    """A weighted mean that keeps a NaN (torchmetrics drops them by default, with a warning): a NaN or Inf
+    validation loss must reach the guard that stops training on it."""
+    return MeanMetric(nan_strategy=math.nan)
+
+
 class SeqlabModule(pl.LightningModule):
     """AdamW with a plateau schedule; per-epoch metrics from torchmetrics, synced across DDP ranks.
 
@@ -79,7 +85,7 @@ class SeqlabModule(pl.LightningModule):
         self.val_metrics = self.stage_metrics()
 
     def stage_metrics(self) -> nn.ModuleDict:
-        return nn.ModuleDict({"loss": MeanMetric()})
+        return nn.ModuleDict({"loss": mean_metric()})
 
     def batch_loss(self, batch, stage: str) -> tuple[torch.Tensor, int, dict[str, tuple]]:
         raise NotImplementedError
@@ -134,7 +140,7 @@ class ClassificationModule(SeqlabModule):
 
     def stage_metrics(self) -> nn.ModuleDict:
         # micro-averaged over items: the share of correct predictions, whatever the number of classes
-        return nn.ModuleDict({"loss": MeanMetric(), "accuracy": MeanMetric()})
+        return nn.ModuleDict({"loss": mean_metric(), "accuracy": mean_metric()})
 
     def batch_loss(self, batch, stage):
         x, lengths, y = batch
