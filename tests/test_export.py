@@ -72,7 +72,7 @@ def vowels(tmp_path_factory):
     """JapaneseVowels (7 to 29 steps of 12 features, mixed within a batch): a bigru and the README's bilstm."""
     root = tmp_path_factory.mktemp("vowels")
     return {(name, head): train_run(root / f"{name}-{head}", "aeon:JapaneseVowels",
-                                    {"name": name, "hidden_size": 8, "head": head})
+                                    {"name": name, "hidden_size": 16, "head": head})
             for name, head in (("bigru", "last"), ("bilstm", "attention"))}
 
 
@@ -496,3 +496,120 @@ def test_a_token_classifier_exports_on_token_ids_with_lengths(tmp_path):
     with torch.no_grad():
         traced = torch.jit.load(str(tmp_path / "m.torchscript"))(torch.from_numpy(ids), torch.from_numpy(lengths))
     np.testing.assert_allclose(traced.numpy(), expected, atol=1e-5)
+
+
+def test_static_export_fixes_the_shapes_and_still_reads_lengths(tmp_path, capsys):
+    import onnx
+    import onnxruntime as ort
+
+    run = make_run(tmp_path / "bigru", "bigru", {})
+    status, out, err = run_cli(capsys, "export", "--run", run, "--format", "onnx", "--static",
+                               "--out", tmp_path / "s.onnx")
+    assert status == 0, err
+    assert "static shapes: batch 1, time 20" in out and "exporter: TorchScript-based" in out
+    graph = onnx.load(str(tmp_path / "s.onnx")).graph
+    assert [[d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.input] == [[1, T, F], [1]]
+    session = ort.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).normal(size=(1, T, F)).astype(np.float32)
+    eager = load_run(run).model.eval()
+    normalizer = load_run(run).normalizer
+    for length in (T, 7):  # a static graph still packs: a short sequence padded to T
+        with torch.no_grad():
+            expected = eager(torch.from_numpy((x - normalizer.shift) / normalizer.scale).float(),
+                             torch.tensor([length])).numpy()
+        got = session.run(None, {"x": x, "lengths": np.array([length])})[0]
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+    with pytest.raises(Exception, match="dimensions"):
+        session.run(None, {"x": np.zeros((2, T, F), np.float32), "lengths": np.array([T, T])})
+    # without lengths, a static graph goes through torch.export, which keeps PyTorch's GRU form
+    gru = make_run(tmp_path / "gru", "gru", {})
+    report = export_run(gru, "onnx", tmp_path / "d.onnx", fixed_length=True, static=(3, 9))
+    assert "exporter: torch.export (dynamo)" in report.note and [c[:2] for c in report.cases] == [(3, 9)] * 3
+    graph = onnx.load(str(tmp_path / "d.onnx")).graph
+    assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == [3, 9, F]
+    node = next(n for n in graph.node if n.op_type == "GRU")
+    assert {a.name: a.i for a in node.attribute}["linear_before_reset"] == 1
+    # torch.export refuses the packing of variable lengths, rather than freezing a branch
+    with pytest.raises(SeqlabError, match=r"--exporter dynamo: torch.export refused this model"):
+        export_run(run, "onnx", tmp_path / "r.onnx", exporter="dynamo")
+    assert not list(tmp_path.glob("*r.onnx*"))
+    for argv, message in ((["--static", "8by3"], "--static: expected BATCHxSTEPS such as 8x29"),
+                          (["--static", "0x5"], "--static: expected a batch and a length of at least 1"),
+                          (["--static", "--format", "torchscript"], "--static: applies to --format onnx")):
+        fmt = [] if "--format" in argv else ["--format", "onnx"]
+        status, _, err = run_cli(capsys, "export", "--run", run, *fmt, *argv, "--out", tmp_path / "bad.onnx")
+        assert status == 2 and message in err, err
+
+
+@pytest.mark.slow
+def test_dynamo_with_dynamic_axes_exports_with_parity_or_refuses_a_frozen_axis(tmp_path):
+    from seqlab.export.exporter import _export_onnx
+
+    report = export_run(make_run(tmp_path / "gru", "gru", {}), "onnx", tmp_path / "gru.onnx", fixed_length=True,
+                        exporter="dynamo")
+    assert "torch.export (dynamo)" in report.note and {c[1] for c in report.cases} == {11, 20, 40}
+    flat = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(20 * F, C))  # built around 20 steps
+    axes = {"x": {0: "batch", 1: "time"}, "y": {0: "batch"}}
+    with pytest.raises(SeqlabError, match=r"--exporter dynamo: torch.export (refused|fixed axes of x).*"
+                                          r"use --exporter legacy"):
+        _export_onnx(flat, (torch.randn(2, 20, F),), ["x"], tmp_path / "flat.onnx", axes, "dynamo")
+
+
+def test_int8_quantisation_reports_accuracy_and_speed_on_the_test_split(vowels, tmp_path, capsys):
+    import json
+
+    from seqlab.export import OnnxModel
+    from seqlab.export.exporter import held_out_split
+    from seqlab.training.evaluate import predict_proba
+
+    run_dir = vowels["bilstm", "attention"]
+    status, out, err = run_cli(capsys, "export", "--run", run_dir, "--format", "onnx", "--quantize", "int8",
+                               "--out", tmp_path / "q.onnx")
+    assert status == 0, err
+    assert "int8 (DynamicQuantizeLSTM, MatMulInteger) against float32 on the test split" in out
+    report = json.loads((tmp_path / "q.quantization.json").read_text())
+    run = load_run(run_dir)
+    data = held_out_split(run)
+    eager = predict_proba(run.model, run.normalizer.transform(data)).argmax(axis=1)
+    assert report["accuracy"]["float32"] == pytest.approx(float((eager == data.y).mean()))  # the run's own figure
+    assert report["bytes"]["int8"] < 0.9 * report["bytes"]["float32"]  # hidden 16: the head and overheads weigh
+    assert (tmp_path / "q.onnx").stat().st_size == report["bytes"]["int8"]
+    int8 = OnnxModel(tmp_path / "q.onnx", workers=1)
+    assert int8.class_names == run.class_names
+    logits = int8(data.X, data.lengths)
+    assert float((logits.argmax(axis=1) == data.y).mean()) == pytest.approx(report["accuracy"]["int8"])
+    with torch.no_grad():
+        fp32 = run.model.eval()(torch.from_numpy(run.normalizer.transform(data).X),
+                                torch.from_numpy(data.lengths)).numpy()
+    change = np.abs(logits - fp32).max()
+    assert 1e-6 < change < 0.1 and change == pytest.approx(report["max_abs_logit_change"], abs=1e-4)
+    assert abs(report["accuracy_change"]) <= 0.05 and report["agreement"] >= 0.9
+    # refused where int8 gains nothing or cannot be measured
+    status, _, err = run_cli(capsys, "export", "--run", vowels["bigru", "last"], "--format", "onnx",
+                             "--quantize", "int8", "--out", tmp_path / "g.onnx")
+    assert status == 2 and "--quantize int8: the int8 graph would not be smaller" in err and "not for GRU" in err
+    assert not list(tmp_path.glob("*g.onnx*")) and not (tmp_path / "g.quantization.json").exists()
+    for argv, message in ((["--format", "torchscript"], "--quantize: applies to --format onnx"),
+                          (["--format", "onnx", "--streaming"], "--quantize: applies to whole-sequence exports"),
+                          (["--format", "onnx", "--static"], "--quantize: reads the run's test split")):
+        status, _, err = run_cli(capsys, "export", "--run", run_dir, "--quantize", "int8", *argv,
+                                 "--out", tmp_path / "x.onnx")
+        assert status == 2 and message in err, err
+
+
+@pytest.mark.skipif(not HAVE_NCNN, reason="ncnn and pnnx are not installed")
+def test_keep_intermediate_keeps_pnnx_files_beside_the_ncnn_model(tmp_path, capsys):
+    run = make_run(tmp_path / "run", "gru", {})
+    status, out, err = run_cli(capsys, "export", "--run", run, "--format", "ncnn", "--out", tmp_path / "a.param")
+    assert status == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "a.param", "run"]  # nothing else left
+    status, out, err = run_cli(capsys, "export", "--run", run, "--format", "ncnn", "--keep-intermediate",
+                               "--out", tmp_path / "b.param")
+    assert status == 0, err
+    kept = tmp_path / "b.pnnx"
+    assert f"pnnx's files kept in {kept}" in out
+    assert {"model.pt", "pnnx.param", "pnnx.bin", "pnnx.py", "pnnx.log"} <= {p.name for p in kept.iterdir()}
+    assert (kept / "model.param").read_bytes() == (tmp_path / "b.param").read_bytes()
+    status, _, err = run_cli(capsys, "export", "--run", run, "--format", "onnx", "--keep-intermediate",
+                             "--out", tmp_path / "c.onnx")
+    assert status == 2 and "--keep-intermediate: applies to --format ncnn" in err

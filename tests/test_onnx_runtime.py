@@ -83,7 +83,7 @@ def test_a_language_model_export_splits_its_batch_of_character_ids(tmp_path, cap
     with torch.no_grad():
         expected = export_spec(load_run(lm)).module(torch.from_numpy(ids)).numpy()  # (B, T, V)
     np.testing.assert_allclose(model(ids), expected, atol=1e-5)
-    with pytest.raises(SeqlabError, match=r"expected x of shape \(B >= 1, T\) character ids, got \(5, 30, 2\)"):
+    with pytest.raises(SeqlabError, match=r"expected x of shape \(B >= 1, T\) token or character ids, got \(5, 30, 2\)"):
         model(np.zeros((5, 30, 2)))
 
 

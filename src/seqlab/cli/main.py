@@ -138,6 +138,19 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--fixed-length", action="store_true",
                         help="leave out the lengths input of models that pack variable lengths: every sequence in "
                              "a batch then has the batch's length (a smaller, faster graph)")
+    export.add_argument("--static", nargs="?", const="", default=None, metavar="BxT",
+                        help="onnx: fix the input shapes instead of dynamic batch and time axes; alone: batch 1 and "
+                             "the run's length; or sizes such as 8x29 (checked at that shape only)")
+    export.add_argument("--exporter", default="auto", choices=["auto", "dynamo", "legacy"],
+                        help="onnx: torch.export's exporter (dynamo) or the TorchScript-based one (legacy); auto "
+                             "(default) takes dynamo for --static graphs without lengths, legacy otherwise "
+                             "(README, Deployment, says why)")
+    export.add_argument("--keep-intermediate", action="store_true",
+                        help="ncnn: keep pnnx's files (TorchScript model.pt, pnnx.param/.bin/.py/.onnx, pnnx.log) "
+                             "in NAME.pnnx/ beside NAME.param; by default they are removed")
+    export.add_argument("--quantize", choices=["int8"],
+                        help="onnx, classification: write int8 weights (ONNX Runtime's dynamic quantiser) and report "
+                             "accuracy and speed against float32 on the run's test split (also NAME.quantization.json)")
 
     stream = commands.add_parser(
         "stream", help="predict frame by frame from a CSV file or stdin, the recurrent state carried",
@@ -372,12 +385,39 @@ def cmd_export(args) -> None:
     if not args.tolerance > 0:
         raise SeqlabError(f"--tolerance: expected a positive number, got {args.tolerance}")
     check_output_path(args.out, "--out", [args.run / "model.pt"])
-    report = export_run(args.run, args.format, args.out, args.streaming, args.tolerance, args.fixed_length)
+    report = export_run(args.run, args.format, args.out, args.streaming, args.tolerance, args.fixed_length,
+                        static=parse_static(args.static, args.run), exporter=args.exporter,
+                        keep_intermediate=args.keep_intermediate, quantize=args.quantize)
     kind = "step model" if report.streaming else "model"
     for batch, length, diff in report.cases:
         print(f"  batch {batch:2d} length {length:4d}: max |exported - eager| = {diff:.3g}")
     print(f"Exported {kind} to {report.path} ({report.format}); largest difference {report.max_abs_diff:.3g} "
           f"<= tolerance {args.tolerance:g}" + (f"; {report.note}" if report.note else ""))
+    q = report.quantization
+    if q:
+        from seqlab.export.quantize import report_path
+
+        print(f"int8 ({', '.join(q['int8_operators'])}) against float32 on the test split ({q['sequences']} sequences): "
+              f"accuracy {q['accuracy']['float32']:.4f} -> {q['accuracy']['int8']:.4f} "
+              f"({q['accuracy_change']:+.4f}), predictions agree {q['agreement']:.2%}, largest logit change "
+              f"{q['max_abs_logit_change']:.3g}; file {q['bytes']['float32']} -> {q['bytes']['int8']} bytes; "
+              f"{q['speedup']:.2f}x the float32 speed; written to {report_path(report.path)}")
+
+
+def parse_static(value: str | None, run: Path) -> tuple[int, int] | None:
+    """``--static`` alone: batch 1 and the run's length; ``--static BxT``: those sizes."""
+    if value is None:
+        return None
+    if value == "":
+        from seqlab.export.exporter import run_length
+        from seqlab.runs import load_run
+
+        return 1, run_length(load_run(run))
+    parts = value.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise SeqlabError(f"--static: expected BATCHxSTEPS such as 8x29 (or nothing: batch 1, the run's length), "
+                          f"got {value!r}")
+    return int(parts[0]), int(parts[1])
 
 
 def cmd_stream(args) -> None:

@@ -1,13 +1,16 @@
 """``seqlab export``: a run folder to ONNX, TorchScript or ncnn, proven against eager PyTorch.
 
 After writing the file, the exported model runs on inputs of several batch
-sizes and lengths (variable lengths within a batch where the model packs);
-the largest absolute difference from the eager model is reported, and above
-the tolerance the file is removed and the export fails. Classification
-exports take raw features (the run's normaliser is part of the graph) and,
-for models that read variable lengths, a ``lengths`` input. Batch and time
-axes are dynamic (time is fixed only for models built around one length,
-such as SenseFi's CNN-GRU).
+sizes and lengths; the largest absolute difference from the eager model is
+reported, and above the tolerance the file is removed and the export fails.
+Classification exports take raw features (the run's normaliser is part of
+the graph), or token ids for token models, and, for models that read
+variable lengths, a ``lengths`` input. For those, the tracing example and
+every checked batch of two or more rows mix a full-length sequence with a
+shorter one: tracing follows one branch of the recurrent encoder, and a
+batch of full lengths would freeze its no-packing branch into the graph.
+Batch and time axes are dynamic (time is fixed only for models built around
+one length, such as SenseFi's CNN-GRU), or with ``static`` fixed.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class ExportReport:
     max_abs_diff: float
     cases: list[tuple[int, int, float]] = field(default_factory=list)  # (batch, length, diff)
     note: str = ""
+    quantization: dict | None = None  # --quantize: float32 against int8 on the run's test split
 
 
 @dataclass
@@ -50,8 +54,14 @@ class ExportSpec:
     module: torch.nn.Module
     input_names: list[str]
     shapes: list[tuple[int, int]]
-    make_inputs: object  # (batch, length, seed) -> tuple of tensors
+    make_inputs: object  # (batch, length, seed, full_row=True) -> tuple of tensors; full_row: row 0 fills T
     variable_length: bool
+    dynamic_time: bool = True  # False for models built around one length
+
+    def axes(self) -> dict[str, dict[int, str]]:
+        """The dynamic axes of each input and of the output ``y``."""
+        x = {0: "batch", 1: "time"} if self.dynamic_time else {0: "batch"}
+        return {"x": x, "y": {0: "batch"}, **({"lengths": {0: "batch"}} if self.variable_length else {})}
 
 
 FIXED_LENGTH = ("cnn-gru", "cnn-gru-parallel", "cnn-lstm-parallel")
@@ -68,7 +78,7 @@ def export_spec(run: Run, fixed_length: bool = False) -> ExportSpec:
     if run.task == "lm":
         vocab = run.checkpoint["model"]["output_size"]
 
-        def ids(batch, length, seed):
+        def ids(batch, length, seed, full_row=True):
             return (torch.from_numpy(np.random.default_rng(seed).integers(1, vocab, size=(batch, length))),)
 
         return ExportSpec(LanguageModelLogits(model).eval(), ["x"], [(b, n) for b in (1, 3) for n in (5, 40)], ids,
@@ -77,7 +87,7 @@ def export_spec(run: Run, fixed_length: bool = False) -> ExportSpec:
         features = run.checkpoint["model"]["input_size"]
         window = int(run.config["forecast"]["window"])
 
-        def series(batch, length, seed):
+        def series(batch, length, seed, full_row=True):
             return (torch.tensor(np.random.default_rng(seed).normal(size=(batch, length, features)),
                                  dtype=torch.float32),)
 
@@ -94,13 +104,13 @@ def export_spec(run: Run, fixed_length: bool = False) -> ExportSpec:
     projected = any(getattr(m, "proj_size", 0) for m in model.modules() if isinstance(m, torch.nn.LSTM))
     variable = not fixed and not projected and not fixed_length
 
-    def inputs(batch, length, seed):
+    def inputs(batch, length, seed, full_row=True):
         rng = np.random.default_rng(seed)
         sizes = np.full(batch, length)
         if variable:
             low = max(shortest, length // 2)
             sizes = rng.integers(low, length + 1, size=batch)
-            sizes[0] = length  # the batch's longest sequence fills it
+            sizes[0] = length if full_row else min(low, length - 1)  # the longest sequence fills the batch
             if batch > 1:  # and another is shorter, always: a batch of full lengths skips the packing branch,
                 sizes[-1] = min(low, length - 1)  # which tracing would freeze out of the graph
         if tokens:  # ids 1..V-1 within each length, the padding id 0 after it
@@ -114,7 +124,7 @@ def export_spec(run: Run, fixed_length: bool = False) -> ExportSpec:
 
     module = TokenClassifier(model) if tokens else Deployable(model, normalizer.shift, normalizer.scale)
     return ExportSpec(module.eval(), ["x", "lengths"] if variable else ["x"],
-                      [(b, n) for b in (1, 3, 8) for n in lengths], inputs, variable)
+                      [(b, n) for b in (1, 3, 8) for n in lengths], inputs, variable, not fixed)
 
 
 def held_out_split(run: Run):
@@ -130,14 +140,53 @@ def held_out_split(run: Run):
 # Whole-sequence exports
 
 
-def _export_onnx(module: torch.nn.Module, example: tuple, names: list[str], path: Path) -> None:
-    axes = {"x": {0: "batch", 1: "time"}, "y": {0: "batch"}}
-    if "lengths" in names:
-        axes["lengths"] = {0: "batch"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, example, str(path), dynamo=False, opset_version=17,
-                          input_names=names, output_names=["y"], dynamic_axes=axes)
+EXPORTERS = ("auto", "dynamo", "legacy")
+
+
+def _export_onnx(module: torch.nn.Module, example: tuple, names: list[str], path: Path,
+                 axes: dict[str, dict[int, str]] | None, exporter: str) -> str:
+    """Write the graph with torch.export's ONNX exporter (``dynamo``) or the TorchScript-based one
+    (``legacy``), ``axes`` dynamic (None: every shape static); returns which exporter wrote it.
+
+    ``auto`` takes dynamo for static graphs without a ``lengths`` input and legacy otherwise, because,
+    measured on torch 2.13 (README, Deployment):
+
+    * torch.export refuses the packing of variable lengths (``pack_padded_sequence``: batch sizes that
+      depend on the data), where the legacy exporter writes the RNN operators' ``sequence_lens``;
+    * with a dynamic time axis it fixed that axis at the example's length for bidirectional layers and
+      pooled convolutions (a graph that then refuses every other length);
+    * it takes many times as long as the legacy exporter (BENCHMARKS.md, benchmarks/onnx_exporters.py).
+
+    Both write GRUs in PyTorch's form (the ONNX GRU operator with ``linear_before_reset=1``).
+    """
+    if exporter == "auto":
+        exporter = "dynamo" if axes is None and "lengths" not in names else "legacy"
+    if exporter == "legacy":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, example, str(path), dynamo=False, opset_version=17, input_names=names,
+                              output_names=["y"], dynamic_axes=axes)
+        return exporter
+    dims = {"batch": torch.export.Dim("batch"), "time": torch.export.Dim("time")}
+    shapes = None if axes is None else tuple({k: dims[v] for k, v in axes[n].items()} for n in names)
+    try:
+        torch.onnx.export(module, example, str(path), dynamo=True, dynamic_shapes=shapes, input_names=names,
+                          output_names=["y"], optimize=True, verbose=False)
+    except Exception as error:  # torch.export's refusal: name it, not the exporter's three-step banner
+        cause = error.__cause__ or error
+        text = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        raise SeqlabError(f"--exporter dynamo: torch.export refused this model ({type(cause).__name__}: {text}); "
+                          "use --exporter legacy") from None
+    if axes is not None:
+        import onnx
+
+        graph_x = next(value for value in onnx.load(str(path)).graph.input if value.name == "x")
+        dims = graph_x.type.tensor_type.shape.dim
+        fixed = [f"{name} at {dims[axis].dim_value}" for axis, name in axes["x"].items() if dims[axis].dim_value]
+        if fixed:
+            raise SeqlabError(f"--exporter dynamo: torch.export fixed axes of x that should stay dynamic "
+                              f"({', '.join(fixed)}: the example's size); use --exporter legacy")
+    return exporter
 
 
 def label_onnx(path: Path, run: Run) -> None:
@@ -182,21 +231,42 @@ def torch_refusals(fmt: str, out: Path):
 
 
 def export_run(run_dir: str | Path, fmt: str, out: str | Path, streaming: bool = False,
-               tolerance: float = 1e-4, fixed_length: bool = False) -> ExportReport:
+               tolerance: float = 1e-4, fixed_length: bool = False, static: tuple[int, int] | None = None,
+               exporter: str = "auto", keep_intermediate: bool = False,
+               quantize: str | None = None) -> ExportReport:
     """Export, then check parity; raises :class:`SeqlabError` (and removes ``out``) above ``tolerance``.
 
     Models that pack variable lengths take a ``lengths`` input; ``fixed_length`` leaves it out
-    (a smaller, faster graph for data whose sequences all have one length).
+    (a smaller, faster graph for data whose sequences all have one length). ``static`` = (batch,
+    steps) fixes the ONNX graph's input shapes (checked at that shape only). ``exporter``: ONNX
+    exporter, ``auto``, ``dynamo`` or ``legacy`` (see :func:`_export_onnx`). ``keep_intermediate``
+    keeps pnnx's files of an ncnn export in ``NAME.pnnx/`` beside ``out``. ``quantize="int8"``
+    writes a dynamically quantised ONNX graph and reports its accuracy and speed against float32
+    on the run's test split (:mod:`seqlab.export.quantize`).
     """
     if fmt not in FORMATS:
         raise SeqlabError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if exporter not in EXPORTERS:
+        raise SeqlabError(f"--exporter: expected one of {', '.join(EXPORTERS)}, got {exporter!r}")
+    for flag, given, formats in (("--static", static, ("onnx",)), ("--exporter", exporter != "auto", ("onnx",)),
+                                 ("--keep-intermediate", keep_intermediate, ("ncnn",)),
+                                 ("--quantize", quantize, ("onnx",))):
+        if given and fmt not in formats:
+            reason = {"--static": "TorchScript and ncnn files declare no input shapes",
+                      "--exporter": "it chooses between torch's ONNX exporters",
+                      "--keep-intermediate": "only the ncnn export goes through intermediate files (pnnx's)",
+                      "--quantize": "ONNX Runtime's quantiser works on ONNX graphs"}[flag]
+            raise SeqlabError(f"{flag}: applies to --format {' or '.join(formats)} ({reason}); got --format {fmt}")
+    if streaming and (static or quantize):
+        raise SeqlabError(f"{'--static' if static else '--quantize'}: applies to whole-sequence exports, not "
+                          "--streaming (a step model's state would carry the change from frame to frame)")
     run = load_run(run_dir)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if streaming:
         from seqlab.export.streaming import export_step_model
 
-        return export_step_model(run, fmt, out, tolerance)
+        return export_step_model(run, fmt, out, tolerance, keep_intermediate)
     spec = export_spec(run, fixed_length)
     eager = spec.module
     if fmt == "ncnn":
@@ -204,43 +274,80 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, streaming: bool =
 
         if run.task != "classification":
             raise SeqlabError(f"--format ncnn: covers classification runs; this one is a {run.task} run")
-        return export_ncnn(run, eager, copy.deepcopy(eager), out, spec.shapes, tolerance)
+        return export_ncnn(run, eager, copy.deepcopy(eager), out, spec.shapes, tolerance, keep_intermediate)
+    if quantize is not None:
+        from seqlab.export.quantize import check_quantizable
+
+        check_quantizable(run, quantize, static)
     exportable = copy.deepcopy(eager)
     notes = []
     if replace_projected_lstms(exportable):
         notes.append("LSTM proj_size rewritten as a plain LSTM with the projection folded in "
                      "(the ONNX LSTM operator has no projection)")
-    example = spec.make_inputs(2, spec.shapes[0][1], 0)  # two rows of different lengths where lengths are read
+    if static:
+        cases = static_cases(spec, *static)
+        example = cases[-1]  # lengths below the fixed time axis where lengths are read
+    else:
+        cases = [spec.make_inputs(b, n, 100 + i) for i, (b, n) in enumerate(spec.shapes)]
+        example = spec.make_inputs(2, spec.shapes[0][1], 0)  # two rows of different lengths where lengths are read
     if spec.variable_length:
         x = "x (batch, time) token ids" if example[0].dtype == torch.int64 else "x (batch, time, features)"
         notes.append(f"inputs: {x} and lengths (batch,)")
+    if static:
+        notes.append(f"static shapes: batch {static[0]}, time {static[1]}")
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         with torch_refusals(fmt, out):  # also silences torch's warnings
             if fmt == "onnx":
-                _export_onnx(exportable, example, spec.input_names, tmp)
+                used = _export_onnx(exportable, example, spec.input_names, tmp, None if static else spec.axes(),
+                                    exporter)
+                notes.append(f"exporter: {'torch.export (dynamo)' if used == 'dynamo' else 'TorchScript-based'}")
                 label_onnx(tmp, run)
             else:
                 torch.jit.trace(exportable, example, check_trace=False).save(str(tmp))
         runner = _onnx_runner(tmp, spec.input_names) if fmt == "onnx" else _torchscript_runner(tmp)
-        report = _check(eager, runner, spec, tolerance, out, fmt, "; ".join(notes))
+        report = _check(eager, runner, cases, tolerance, out, fmt, "; ".join(notes))
+        if quantize is not None:
+            from seqlab.export.quantize import quantize_onnx
+
+            report.quantization = quantize_onnx(run, tmp, out)
         os.replace(tmp, out)
         return report
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _check(eager, runner, spec: ExportSpec, tolerance: float, out: Path, fmt: str, note: str = "") -> ExportReport:
-    cases = []
+def run_length(run: Run) -> int:
+    """The length a run was trained on: its sequences' (classification), its window (forecast) or its
+    BPTT chunk (language model); ``--static`` alone fixes time there."""
+    if run.task == "forecast":
+        return int(run.config["forecast"]["window"])
+    if run.task == "lm":
+        return int(run.config["lm"]["bptt"])
+    return int(run.extras["steps"])
+
+
+def static_cases(spec: ExportSpec, batch: int, steps: int) -> list[tuple]:
+    """Inputs at the one static shape: several draws; where lengths are read, each batch mixes lengths,
+    and the last (the tracing example) holds only sequences shorter than ``steps``."""
+    if batch < 1 or steps < 1:
+        raise SeqlabError(f"--static: expected a batch and a length of at least 1, got {batch}x{steps}")
+    if not spec.dynamic_time and steps != spec.shapes[0][1]:
+        raise SeqlabError(f"--static: this model reads exactly {spec.shapes[0][1]} steps, got {steps}")
+    return [spec.make_inputs(batch, steps, 100 + i, full_row=i < 2) for i in range(3)]
+
+
+def _check(eager, runner, cases: list[tuple], tolerance: float, out: Path, fmt: str, note: str = "") -> ExportReport:
+    """The largest difference between ``runner`` (the export) and ``eager`` over the input ``cases``."""
+    diffs = []
     with torch.no_grad():
-        for i, (batch, length) in enumerate(spec.shapes):
-            inputs = spec.make_inputs(batch, length, 100 + i)
+        for inputs in cases:
             diff = float(np.abs(runner(*inputs) - eager(*inputs).numpy()).max())
-            cases.append((batch, length, diff))
-    worst = max(d for _, _, d in cases)
+            diffs.append((int(inputs[0].shape[0]), int(inputs[0].shape[1]), diff))
+    worst = max(d for _, _, d in diffs)
     if not worst <= tolerance:  # also catches NaN
         raise SeqlabError(
             f"export {fmt}: the exported model differs from eager PyTorch by {worst:.3g} (tolerance {tolerance:g}); "
             f"nothing was written to {out}"
         )
-    return ExportReport(out, fmt, False, worst, cases, note)
+    return ExportReport(out, fmt, False, worst, diffs, note)

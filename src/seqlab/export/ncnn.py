@@ -9,6 +9,7 @@ ncnn cannot run are refused with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -141,7 +142,7 @@ def ncnn_step(net, x: np.ndarray, states: list[np.ndarray]) -> tuple[np.ndarray,
     return outputs[0].reshape(-1), [o.reshape(s.shape) for o, s in zip(outputs[1:], states)]
 
 
-def export_ncnn_step(run, step, out: Path, tolerance: float):
+def export_ncnn_step(run, step, out: Path, tolerance: float, keep_intermediate: bool = False):
     """Write the step model as ``out`` (.param), .bin and .json (inputs, outputs, state shapes);
     check it frame by frame against the whole-sequence model."""
     from seqlab.export.exporter import ExportReport
@@ -155,8 +156,7 @@ def export_ncnn_step(run, step, out: Path, tolerance: float):
     module = NcnnStep(step).eval()
     states = [s.numpy() for s in step.initial_state(1)]
     param, weights, meta = out.with_suffix(".param"), out.with_suffix(".bin"), out.with_suffix(".json")
-    with tempfile.TemporaryDirectory() as work:
-        work = Path(work)
+    with work_folder(out, keep_intermediate) as work:
         example = (raw_inputs(run, 1, 1, seed=0)[:, 0], *(torch.from_numpy(s) for s in states))
         _convert(module, work, "--format ncnn --streaming", inputs=example)
         net = load_ncnn(work / "model.param")
@@ -179,8 +179,9 @@ def export_ncnn_step(run, step, out: Path, tolerance: float):
         "outputs": {"out0": "logits (1, classes)", **{f"out{i + 1}": f"{n}'" for i, n in enumerate(names)}},
         "state_shapes": {n: list(s.shape) for n, s in zip(names, states)},
     })
+    kept = f"; pnnx's files kept in {intermediate_folder(out)}" if keep_intermediate else ""
     return ExportReport(param, "ncnn", True, worst, [(1, x.shape[1], worst)],
-                        f"weights in {weights}, inputs and state shapes in {meta}")
+                        f"weights in {weights}, inputs and state shapes in {meta}{kept}")
 
 
 def ncnn_module(run, model: nn.Module, shift, scale) -> nn.Module:
@@ -205,7 +206,27 @@ def _refuse_relu(rnn: nn.Module, flag: str) -> None:
         raise SeqlabError(f"{flag}: ncnn's RNN layer computes tanh only; this RNN uses relu. Use onnx or torchscript")
 
 
-def export_ncnn(run, eager, exportable, out: Path, shapes, tolerance: float):
+def intermediate_folder(out: Path) -> Path:
+    """Where ``--keep-intermediate`` keeps pnnx's files: ``NAME.pnnx/`` beside ``NAME.param``."""
+    return out.with_suffix(".pnnx")
+
+
+@contextlib.contextmanager
+def work_folder(out: Path, keep: bool):
+    """pnnx's working folder: a scratch folder removed afterwards, or with ``keep`` :func:`intermediate_folder`
+    (TorchScript ``model.pt``, ``pnnx.param``/``.bin``/``.py``/``.onnx``, ``ncnn.py`` and ``pnnx.log``)."""
+    if not keep:
+        with tempfile.TemporaryDirectory() as work:
+            yield Path(work)
+        return
+    folder = intermediate_folder(out)
+    if folder.exists() and not folder.is_dir():
+        raise SeqlabError(f"--keep-intermediate: {folder} exists and is not a folder")
+    folder.mkdir(exist_ok=True)
+    yield folder
+
+
+def export_ncnn(run, eager, exportable, out: Path, shapes, tolerance: float, keep_intermediate: bool = False):
     """Write ``out`` (.param) and ``out`` with suffix .bin; check batch-1 parity at each test length."""
     import ncnn
 
@@ -215,8 +236,7 @@ def export_ncnn(run, eager, exportable, out: Path, shapes, tolerance: float):
     module = ncnn_module(run, exportable.model, exportable.shift, exportable.scale)
     lengths = sorted({length for _, length in shapes})
     param, weights = out.with_suffix(".param"), out.with_suffix(".bin")
-    with tempfile.TemporaryDirectory() as work:
-        work = Path(work)
+    with work_folder(out, keep_intermediate) as work:
         x1 = raw_inputs(run, 1, lengths[0], seed=0)
         x2 = raw_inputs(run, 1, lengths[-1], seed=1) if len(lengths) > 1 else None
         _convert(module, work, "--format ncnn", inputs=x1, inputs2=x2)
@@ -241,4 +261,6 @@ def export_ncnn(run, eager, exportable, out: Path, shapes, tolerance: float):
                               f"(tolerance {tolerance:g}); nothing was written to {out}")
         _place(work / "model.param", param)
         _place(work / "model.bin", weights)
-    return ExportReport(param, "ncnn", False, worst, cases, f"weights in {weights}; batch 1 (ncnn has no batch axis)")
+    kept = f"; pnnx's files kept in {intermediate_folder(out)}" if keep_intermediate else ""
+    return ExportReport(param, "ncnn", False, worst, cases,
+                        f"weights in {weights}; batch 1 (ncnn has no batch axis){kept}")

@@ -200,7 +200,7 @@ def raw_inputs(run: Run, batch: int, length: int, seed: int) -> torch.Tensor:
     return torch.tensor(z * normalizer.scale + normalizer.shift, dtype=torch.float32)
 
 
-def export_step_model(run: Run, fmt: str, out: Path, tolerance: float):
+def export_step_model(run: Run, fmt: str, out: Path, tolerance: float, keep_intermediate: bool = False):
     from seqlab.export.exporter import label_onnx, torch_refusals
 
     step = step_model(run)
@@ -208,7 +208,7 @@ def export_step_model(run: Run, fmt: str, out: Path, tolerance: float):
     if fmt == "ncnn":
         from seqlab.export.ncnn import export_ncnn_step
 
-        return export_ncnn_step(run, step, out, tolerance)
+        return export_ncnn_step(run, step, out, tolerance, keep_intermediate)
     states = step.initial_state(2)
     names = step.state_names
     example = (raw_inputs(run, 2, 1, seed=0)[:, 0], *states)
