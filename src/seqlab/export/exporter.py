@@ -155,7 +155,7 @@ def _export_onnx(module: torch.nn.Module, example: tuple, names: list[str], path
       depend on the data), where the legacy exporter writes the RNN operators' ``sequence_lens``;
     * with a dynamic time axis it fixed that axis at the example's length for bidirectional layers and
       pooled convolutions (a graph that then refuses every other length);
-    * it takes many times as long as the legacy exporter (BENCHMARKS.md, benchmarks/onnx_exporters.py).
+    * it took 23 to 95 times as long as the legacy exporter (BENCHMARKS.md, benchmarks/onnx_exporters.py).
 
     Both write GRUs in PyTorch's form (the ONNX GRU operator with ``linear_before_reset=1``).
     """
