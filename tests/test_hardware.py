@@ -14,8 +14,9 @@ import torch
 from conftest import run_cli
 from seqlab.config import resolve_config
 from seqlab.errors import SeqlabError
+from seqlab.training.hardware import (competing_load, local_processes, thread_policy, trainer_arguments,
+                                      training_threads)
 from seqlab.training.pipeline import train
-from seqlab.training.hardware import competing_load, thread_policy, trainer_arguments, training_threads
 
 
 @pytest.mark.parametrize("requested, cores, processes, busy, expected", [
@@ -40,6 +41,15 @@ def test_competing_load_counts_running_tasks_besides_the_reader(tmp_path):
     loadavg.write_text("0.00 0.00 0.00 1/90 12\n")
     assert competing_load(str(loadavg), interval=0) == 0
     assert competing_load(str(tmp_path / "missing")) == 0
+
+
+def test_local_processes_count_one_per_device(monkeypatch):
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert local_processes(resolve_config({"train": {"devices": 2}}).train) == 2
+    assert local_processes(resolve_config({"train": {"devices": "auto"}}).train) == 1
+    assert local_processes(resolve_config({"train": {"accelerator": "gpu", "devices": [0, 2, 3]}}).train) == 3
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun's count wins
+    assert local_processes(resolve_config({}).train) == 4
 
 
 def test_training_threads_sets_the_count_and_restores_the_callers():

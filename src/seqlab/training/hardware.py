@@ -79,12 +79,15 @@ def thread_policy(requested: int, cores: int, processes: int = 1, busy: int = 0)
 
 
 def local_processes(train: TrainConfig) -> int:
-    """Training processes on this machine: torchrun's LOCAL_WORLD_SIZE, else the CPU devices asked for."""
+    """Training processes on this machine (one per CPU device or GPU): torchrun's LOCAL_WORLD_SIZE, else
+    the devices asked for."""
     if "LOCAL_WORLD_SIZE" in os.environ:
         return int(os.environ["LOCAL_WORLD_SIZE"])
-    if train.accelerator == "cpu" and isinstance(train.devices, int):
-        return train.devices
-    return 1
+    if isinstance(train.devices, list):
+        return len(train.devices)
+    if train.devices == "auto":
+        return max(1, torch.cuda.device_count()) if train.accelerator in ("gpu", "cuda", "auto") else 1
+    return train.devices
 
 
 @contextlib.contextmanager
