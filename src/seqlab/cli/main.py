@@ -122,7 +122,8 @@ def _parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser(
         "export", help="export a run to ONNX, TorchScript or ncnn and prove it matches eager PyTorch",
-        description="Export the run's model (its normaliser included) with dynamic batch and time axes, run the "
+        description="Export the run's model (its normaliser included) with dynamic batch and time axes (fixed with "
+        "--static), run the "
         "export on inputs of several batch sizes and lengths, print the largest difference from eager PyTorch, "
         "and fail (removing the output) above --tolerance. --streaming exports a step model "
         "(x_t, state) -> (y_t, state').",
