@@ -333,7 +333,10 @@ COMMANDS = {
                 "--input": paths, "--run": paths}),
     "export": (["--run", "{root}/cls", "--format", "onnx"],
                {"--format": st.sampled_from(["onnx", "torchscript", "x"]), "--tolerance": floats,
-                "--streaming": st.none(), "--fixed-length": st.none(), "--run": paths}),
+                "--streaming": st.none(), "--fixed-length": st.none(), "--run": paths,
+                "--static": st.sampled_from(["0x5", "ax", "3x"]),  # valid sizes with --fixed-length: a slow dynamo export
+                "--exporter": st.sampled_from(["legacy", "x"]), "--keep-intermediate": st.none(),
+                "--quantize": st.sampled_from(["int8", "x"])}),
     "sine": (["--iterations", "2", "--hidden-size", "2"], {"--iterations": ints, "--hidden-size": ints, "--seed": ints}),
     "train": (["--data", "{root}/waves.npz", "--epochs", "1", "--hidden-size", "4", "--quiet"],
               {"--model": st.sampled_from(["gru", "lstm", "tcn", "x"]), "--lr": floats, "--batch-size": ints,
