@@ -23,8 +23,10 @@ compared (the regions leave out only the moments between them).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -58,6 +60,21 @@ class _Regions:
         if name is not None:
             self.current = record_function(self.prefix + name)
             self.current.__enter__()
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Kineto prints a line to the process's stderr as tracing starts and stops; keep it off the user's terminal."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _mark_encoder(encoder: nn.Module, regions: _Regions):
@@ -144,7 +161,10 @@ def profile_run(run_dir: str | Path, out: str | Path, backend: str = "torch", st
             step(regions)
         for hook in hooks:
             hook.remove()
-    with torch.profiler.profile(activities=[ProfilerActivity.CPU]) as profiler:
+    profiler = torch.profiler.profile(activities=[ProfilerActivity.CPU])
+    with _native_stderr_silenced():
+        profiler.start()
+    try:
         for name, (step, _, regions) in phases.items():
             hooks = _mark_encoder(encoder, regions)
             for _ in range(steps):
@@ -153,6 +173,9 @@ def profile_run(run_dir: str | Path, out: str | Path, backend: str = "torch", st
                 step_seconds[name].append(time.perf_counter() - started)
             for hook in hooks:
                 hook.remove()
+    finally:
+        with _native_stderr_silenced():
+            profiler.stop()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     partial = out / f".{TRACE_FILE}.tmp"  # the profiler writes the file itself: written aside, then renamed

@@ -128,8 +128,10 @@ class ClassificationTask(TaskRecipe):
         plot_confusion_matrix(metrics["test"]["confusion_matrix"], bundle.class_names, out / "confusion_matrix.png",
                               f"{title}: test confusion matrix")
         if getattr(model, "attention", None) is not None and isinstance(bundle.test, SequenceSet):
-            plot_attention(attention_weights(model, bundle.test), bundle.test.y, bundle.class_names,
-                           out / "attention.png", f"{title}: attention over time (test)", bundle.test.lengths)
+            weights = attention_weights(model, bundle.test)  # (N, T'); T' = T unless attending over other steps
+            lengths = bundle.test.lengths if weights.shape[1] == bundle.test.steps else None
+            plot_attention(weights, bundle.test.y, bundle.class_names, out / "attention.png",
+                           f"{title}: attention over time (test)", lengths)
 
     def evaluate_run(self, run: Run, data_spec: str | None, split: str) -> dict[str, Any]:
         return evaluate_classification(run, data_spec, split)
