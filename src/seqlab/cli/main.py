@@ -487,7 +487,7 @@ def cmd_profile(args) -> None:
         rows = [[name, f"{ms:.2f}", f"{100 * ms / step:.0f}%"] for name, ms in regions.items()]
         rows.append(["(sum of regions)", f"{sum(regions.values()):.2f}", f"{100 * sum(regions.values()) / step:.0f}%"])
         print(f"{report['model']} {title}, backend {report['backend']}, batch {report['batch_size']}: "
-              f"{step:.2f} ms per step")
+              f"{step:.2f} ms (the median of {report['steps']} steps)")
         print(format_table(["region", "ms", "share"], rows))
     print(f"Written: {args.out / 'profile.json'}, {args.out / 'trace.json'} (open in ui.perfetto.dev or chrome://tracing)")
 

@@ -16,9 +16,13 @@ timeline with ``torch.profiler.record_function``:
     optimizer         gradient clipping, AdamW's step and zeroing the gradients
 
 Inference steps (no gradients) get the first four. A region's time is the
-mean over the profiled steps of its range's duration on the timeline; the
-step time is measured separately around the whole step, so the two can be
-compared (the regions leave out only the moments between them).
+duration of its range on the timeline; the step's time is a clock read
+around the whole step, apart from them, so the two can be compared (the
+regions leave out only the moments between them). Both are those of the
+median step (by its clock time): on a shared machine one step in a few can
+lose the processor for longer than a step takes, and the median step's own
+regions still add up to its time, as medians taken region by region would
+not.
 """
 
 from __future__ import annotations
@@ -102,7 +106,7 @@ def profile_run(run_dir: str | Path, out: str | Path, backend: str = "torch", st
     """``seqlab profile``: ``steps`` training and inference steps under torch.profiler.
 
     Writes ``trace.json`` (Chrome / Perfetto timeline) and ``profile.json``
-    (``regions``: name -> mean milliseconds per training step, ``step_ms``,
+    (``regions``: name -> milliseconds in the median training step, ``step_ms``,
     and the same under ``inference``) into ``out``; returns the latter. The
     run folder is only read: the steps train a copy of its model.
     """
@@ -129,7 +133,6 @@ def profile_run(run_dir: str | Path, out: str | Path, backend: str = "torch", st
     state = {"iterator": iter(loader)}
 
     def train_step(regions: _Regions) -> None:
-        model.train()
         regions.switch("data loading")
         state["iterator"], x, lengths, y = _batch(state["iterator"], loader, variable_length)
         regions.switch("input projection")
@@ -144,7 +147,6 @@ def profile_run(run_dir: str | Path, out: str | Path, backend: str = "torch", st
         regions.switch(None)
 
     def inference_step(regions: _Regions) -> None:
-        model.eval()
         with torch.no_grad():
             regions.switch("data loading")
             state["iterator"], x, lengths, _ = _batch(state["iterator"], loader, variable_length)
@@ -154,8 +156,10 @@ def profile_run(run_dir: str | Path, out: str | Path, backend: str = "torch", st
 
     phases = {"train": (train_step, TRAIN_REGIONS, _Regions("train: ")),
               "inference": (inference_step, INFERENCE_REGIONS, _Regions("inference: "))}
+    modes = {"train": model.train, "inference": model.eval}  # set once per phase, outside the timed steps
     step_seconds: dict[str, list[float]] = {name: [] for name in phases}
-    for step, _, regions in phases.values():  # first calls compile kernels and grow buffers: not profiled
+    for name, (step, _, regions) in phases.items():  # first calls compile kernels, grow buffers: not profiled
+        modes[name]()
         hooks = _mark_encoder(encoder, regions)
         for _ in range(warmup):
             step(regions)
@@ -166,6 +170,7 @@ def profile_run(run_dir: str | Path, out: str | Path, backend: str = "torch", st
         profiler.start()
     try:
         for name, (step, _, regions) in phases.items():
+            modes[name]()
             hooks = _mark_encoder(encoder, regions)
             for _ in range(steps):
                 started = time.perf_counter()
@@ -181,12 +186,17 @@ def profile_run(run_dir: str | Path, out: str | Path, backend: str = "torch", st
     partial = out / f".{TRACE_FILE}.tmp"  # the profiler writes the file itself: written aside, then renamed
     profiler.export_chrome_trace(str(partial))
     os.replace(partial, out / TRACE_FILE)
-    totals = {event.key: event.cpu_time_total / 1000.0 for event in profiler.key_averages()}  # ms over all steps
+    durations: dict[str, list[float]] = {}  # range name -> ms of each occurrence, one per step, in order
+    for event in sorted(profiler.events(), key=lambda event: event.time_range.start):
+        durations.setdefault(event.name, []).append(event.cpu_time_total / 1000.0)
     report = {"run": str(run_dir), "model": run.checkpoint["model"]["name"], "backend": backend, "steps": steps,
               "batch_size": batch_size, "threads": torch.get_num_threads()}
     for name, (_, names, regions) in phases.items():
-        phase = {"regions": {region: round(totals.get(regions.prefix + region, 0.0) / steps, 4) for region in names},
-                 "step_ms": round(float(np.mean(step_seconds[name])) * 1000.0, 4)}
+        median = int(np.argsort(step_seconds[name])[len(step_seconds[name]) // 2])  # the median step
+        phase = {"regions": {region: round(durations.get(regions.prefix + region, [0.0] * steps)[median], 4)
+                             for region in names},
+                 "step_ms": round(step_seconds[name][median] * 1000.0, 4),
+                 "steps_ms": [round(seconds * 1000.0, 4) for seconds in step_seconds[name]]}
         if name == "train":
             report.update(phase)
         else:
