@@ -24,7 +24,7 @@ from seqlab.io import write_json
 from seqlab.models import build_model
 from seqlab.reports.tables import format_table
 from seqlab.runs import load_run
-from seqlab.training import train
+from seqlab.training.pipeline import train
 
 MODELS = ("rnn", "lstm", "gru")
 
