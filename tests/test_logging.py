@@ -100,3 +100,15 @@ def test_a_logger_whose_package_is_missing_is_refused_before_anything_is_written
     assert not out.exists()
     status, _, err = run_cli(capsys, "train", "--data", "digits", "--set", "train.logger=wandb", "--out", out)
     assert status == 2 and "train.logger: expected one of csv, tensorboard, mlflow, none, got 'wandb'" in err
+
+
+def test_no_logger_trains_without_warnings(tmp_path, capsys):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status, _, err = run_cli(capsys, "train", "--data", "digits", "--model", "rnn", "--hidden-size", "4",
+                                 "--epochs", "1", "--set", "train.logger=none", "--quiet", "--out", tmp_path / "run")
+    assert status == 0, err
+    assert not (tmp_path / "run" / "logs").exists()
+    assert not [w for w in caught if "logger" in str(w.message)], [str(w.message) for w in caught]

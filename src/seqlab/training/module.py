@@ -123,7 +123,7 @@ class SeqlabModule(pl.LightningModule):
         if "train_loss" in logged:  # a validation pass with no training before it logs nothing
             logged["epoch"] = float(self.current_epoch + 1)  # the loggers' epoch column counts from 1 too
             # the same values on every process (compute() gathered them); sync_dist only tells Lightning so
-            self.log_dict(logged, prog_bar=False, logger=True, sync_dist=True)
+            self.log_dict(logged, prog_bar=False, logger=self.trainer.logger is not None, sync_dist=True)
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
