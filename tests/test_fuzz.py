@@ -351,6 +351,8 @@ COMMANDS = {
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 @pytest.mark.parametrize("budget", BUDGETS)
 def test_fuzz_command_flags(budget, command, runs, tmp_path):
+    import shutil
+
     base, flags = COMMANDS[command]
     root = runs
 
@@ -358,6 +360,7 @@ def test_fuzz_command_flags(budget, command, runs, tmp_path):
         argv = [command, *[a.replace("{root}", str(root)) for a in base]]
         for flag, value in chosen:
             argv += [flag] if value is None else [flag, str(value).replace("{root}", str(root))]
+        shutil.rmtree(tmp_path / "out", ignore_errors=True)  # each example starts from no output
         out = tmp_path / "out" / "result.csv"
         if command == "eval":
             out = None  # writes RUN/eval.json: the run folder is its output
