@@ -62,21 +62,23 @@ def test_values_that_overflow_float32_arithmetic_are_refused(tmp_path, capsys):
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
-def test_a_non_finite_loss_stops_training_with_a_message(tmp_path):
+@pytest.mark.parametrize("hook,message", [
+    ("on_train_start", r"training stopped: the training loss is nan at epoch 1, batch 1; check the inputs' scale"),
+    ("on_validation_start", r"training stopped: the validation loss is nan after epoch 1; check the inputs' scale"),
+])
+def test_a_non_finite_loss_stops_training_with_a_message(tmp_path, hook, message):
     import lightning.pytorch as pl
 
     from seqlab.training.pipeline import train
 
-    class PoisonWeights(pl.Callback):
-        def on_train_start(self, trainer, pl_module):
-            with torch.no_grad():
-                next(pl_module.model.parameters()).fill_(float("nan"))
+    def poison(self, trainer, pl_module):
+        with torch.no_grad():
+            next(pl_module.model.parameters()).fill_(float("nan"))
 
     config = resolve_config({"data": {"spec": str(waves_npz(tmp_path / "w.npz"))}, "model": {"name": "gru",
                              "hidden_size": 8}, "train": {"epochs": 2}})
-    with pytest.raises(SeqlabError, match=r"training stopped: the training loss is nan at epoch 1, batch 1; "
-                                          r"check the inputs' scale"):
-        train(config, tmp_path / "run", quiet=True, callbacks=[PoisonWeights()])
+    with pytest.raises(SeqlabError, match=message):
+        train(config, tmp_path / "run", quiet=True, callbacks=[type("Poison", (pl.Callback,), {hook: poison})()])
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
