@@ -298,6 +298,10 @@ def test_stream_out_is_written_only_after_the_input_is_read(tiny_run, tmp_path, 
     (lambda c: c.update(task="regression"), r"unknown task 'regression'"),
     (lambda c: c.pop("extras"), r"no 'extras' entry"),
     (lambda c: c["model"].update(name="nope"), r"damaged seqlab checkpoint: .*unknown model 'nope'"),
+    (lambda c: c["extras"].update(class_names=None), r"extras.class_names: expected a list, got NoneType"),
+    (lambda c: c["extras"]["normalizer"].update(scale=[0.0, 1.0]), r"extras.normalizer: expected finite shift and "
+                                                                   r"positive scale"),
+    (lambda c: c["model"].update(options=torch.zeros(3)), r"the model cannot be rebuilt from it \(TypeError"),
 ])
 def test_damaged_checkpoints_give_one_line(tiny_run, tmp_path, capsys, damage, pattern):
     import shutil

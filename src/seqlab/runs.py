@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from seqlab.data.scaling import Normalizer
@@ -132,18 +133,53 @@ def load_run(path: str | Path) -> Run:
     if checkpoint["task"] not in TASKS:
         raise SeqlabError(f"{file}: damaged seqlab checkpoint: unknown task {checkpoint['task']!r}; "
                           f"expected one of {', '.join(TASKS)}")
+    _check_extras(file, checkpoint)
     try:
         model = build_from_spec(checkpoint["model"])
         model.load_state_dict(checkpoint["state_dict"])
     except SeqlabError as error:
         raise SeqlabError(f"{file}: damaged seqlab checkpoint: {error}") from None
-    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as error:
+    except (LookupError, TypeError, ValueError, AttributeError, RuntimeError) as error:
         # torch lists every missing key and wrong shape over many lines: keep the first
         detail = " ".join((str(error).strip().splitlines() or [""])[:2])
         raise SeqlabError(f"{file}: damaged seqlab checkpoint: the model cannot be rebuilt from it "
                           f"({type(error).__name__}: {detail[:300]})") from None
     model.eval()
     return Run(path=path, model=model, config=checkpoint["config"], task=checkpoint["task"], checkpoint=checkpoint)
+
+
+# What each task's commands read from ``checkpoint["extras"]``, with its type.
+TASK_EXTRAS = {
+    "classification": {"normalizer": dict, "class_names": list, "features": int},
+    "forecast": {"transform": dict, "columns": list},
+    "lm": {"vocab": list},
+}
+
+
+def _check_extras(file: Path, checkpoint: dict[str, Any]) -> None:
+    """Refuse a checkpoint whose config or task extras are missing or of the wrong type."""
+    extras = checkpoint["extras"]
+    if not isinstance(checkpoint["config"], dict) or not isinstance(extras, dict):
+        raise SeqlabError(f"{file}: damaged seqlab checkpoint: config and extras must be mappings")
+    for key, kind in TASK_EXTRAS[checkpoint["task"]].items():
+        if not isinstance(extras.get(key), kind) or isinstance(extras.get(key), bool):
+            raise SeqlabError(f"{file}: damaged seqlab checkpoint: extras.{key}: expected a {kind.__name__}, "
+                              f"got {type(extras.get(key)).__name__}")
+    if checkpoint["task"] == "classification":
+        outputs = checkpoint["model"].get("output_size") if isinstance(checkpoint["model"], dict) else None
+        if not isinstance(outputs, int) or outputs != len(extras["class_names"]):
+            raise SeqlabError(f"{file}: damaged seqlab checkpoint: {len(extras['class_names'])} class names for a "
+                              f"model of {outputs if isinstance(outputs, int) else 'unknown'} outputs")
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                normalizer = Normalizer.from_state_dict(extras["normalizer"])
+            ok = normalizer.shift.shape == normalizer.scale.shape == (extras["features"],)
+            ok = ok and bool(np.isfinite(normalizer.shift).all() and (normalizer.scale > 0).all())
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise SeqlabError(f"{file}: damaged seqlab checkpoint: extras.normalizer: expected finite shift and "
+                              f"positive scale, {extras['features']} values each")
 
 
 def require_task(run: Run, task: str, command: str) -> None:

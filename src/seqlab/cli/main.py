@@ -515,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         COMMANDS[args.command](args)
     except SeqlabError as error:
-        print(f"seqlab {args.command}: error: {error}", file=sys.stderr)
+        print(f"seqlab {args.command}: error: {one_line(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"seqlab {args.command}: interrupted; run the same command again to resume", file=sys.stderr)
@@ -535,6 +535,11 @@ def main(argv: list[str] | None = None) -> int:
               "(a smaller --hidden-size, --batch-size or input)", file=sys.stderr)
         return 2
     return 0
+
+
+def one_line(message: str) -> str:
+    """Escape line breaks and other control characters (from a file's content, say) as Python does."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message)
 
 
 def out_of_memory(error: BaseException) -> bool:
