@@ -256,13 +256,17 @@ def test_console_script_exits_2_without_traceback(tmp_path):
 
 
 def test_demo_writes_a_table_and_the_runs(tmp_path, capsys):
-    status, out, err = run_cli(capsys, "demo", "--out", tmp_path / "demo", "--epochs", "1", "--quiet")
+    status, out, err = run_cli(capsys, "demo", "--out", tmp_path / "demo", "--epochs", "1", "--quiet",
+                               "--no-fitted-baselines")
     assert status == 0, err
     for name in ("rnn", "lstm", "gru"):
         assert (tmp_path / "demo" / name / "metrics.json").is_file()
-    assert "test_accuracy" in out and "Results:" in out
+    assert "test_accuracy" in out and "majority_accuracy" in out and "Results:" in out
     summary = (tmp_path / "demo" / "summary.md").read_text()
     assert sum("| digits " in line for line in summary.splitlines()) == 3
+    assert "| transformed_naive " in summary and "| unigram " in summary  # baselines beside the models
+    gru = json.loads((tmp_path / "demo" / "gru" / "metrics.json").read_text())
+    assert set(gru["baselines"]) == {"majority"}  # MiniRocket skipped by --no-fitted-baselines
 
 
 def test_training_prints_no_library_warnings(tmp_path):

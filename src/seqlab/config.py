@@ -117,6 +117,9 @@ class TrainConfig:
         logger: Lightning logger writing into ``RUN/logs``: ``csv``,
             ``tensorboard`` (needs tensorboardX or tensorboard), ``mlflow``
             (needs mlflow) or ``none``; ``history.csv`` is written with any.
+        baselines: also fit the baselines that need fitting (MiniRocket,
+            ETS, ARIMA, the character n-gram; see :mod:`seqlab.baselines`);
+            false keeps only the closed-form ones, for speed.
     """
 
     epochs: int = 40
@@ -132,6 +135,7 @@ class TrainConfig:
     precision: str = "32"
     threads: int = 0
     logger: Literal["csv", "tensorboard", "mlflow", "none"] = "csv"
+    baselines: bool = True
 
     def validate(self) -> None:
         check(self.epochs >= 1, "train.epochs", "an integer >= 1", self.epochs)

@@ -3,13 +3,15 @@
 ``make demo`` runs ``seqlab demo --out runs/demo``:
 
 * classification: RNN, LSTM and GRU on ``digits`` (each 8x8 image read row by
-  row); when aeon is installed, a bidirectional GRU on the variable-length
+  row); a bidirectional GRU on the variable-length
   JapaneseVowels archive and the sensing models (CNN-GRU serial and parallel,
-  ABLSTM, 1D-CNN + LSTM/GRU, TCN) beside a GRU on BasicMotions (motion sensors);
-* forecasting: the airline preset (last 36 months) beside the seasonal-naive
-  and naive baselines;
-* language modelling: a character GRU on the shipped founding documents,
-  beside the unigram baseline;
+  ABLSTM, 1D-CNN + LSTM/GRU, TCN) beside a GRU on BasicMotions (motion
+  sensors); every run beside the majority-class and MiniRocket baselines of
+  its data (:mod:`seqlab.baselines`);
+* forecasting: the airline preset (last 36 months) beside its baselines
+  (naive, seasonal naive, naive in the preset's transformed space, ETS, ARIMA);
+* language modelling: a character model on the shipped founding documents,
+  beside the unigram and Kneser-Ney n-gram baselines;
 * the seeds' sine experiment (RNN, LSTM, GRU rolled out from one value).
 
 Each part prints a table; ``summary.md`` collects them beside the run folders.
@@ -18,7 +20,6 @@ Each part prints a table; ``summary.md`` collects them beside the run folders.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 from pathlib import Path
 
@@ -38,7 +39,7 @@ CLASSIFICATION_RUNS = [
     ("lstm", {"data": {"spec": "digits"}, "model": {"name": "lstm"}}),
     ("gru", {"data": {"spec": "digits"}, "model": {"name": "gru"}}),
 ]
-# Real UEA/UCR data that the aeon package ships (installed by `make`); skipped without it.
+# Real UEA/UCR data that the aeon package ships.
 # BasicMotions: accelerometer and gyroscope (6 channels, 100 steps), 4 activities - the
 # sensing models' home ground.
 UCR_RUNS = [
@@ -51,30 +52,38 @@ LM_RUN = ("gru-lm", {"data": {"spec": "text:founding"}, "model": {"name": "gru",
                      "train": {"epochs": 12, "batch_size": 32}})
 
 
-def _train(name: str, tree: dict, out: Path, quiet: bool, epochs: int | None) -> dict:
+def _train(name: str, tree: dict, out: Path, quiet: bool, epochs: int | None, fitted_baselines: bool) -> dict:
+    train_section = {**tree.get("train", {}), "baselines": fitted_baselines}
     if epochs is not None:
-        tree = {**tree, "train": {**tree.get("train", {}), "epochs": epochs}}
+        train_section["epochs"] = epochs
+    tree = {**tree, "train": train_section}
     config = resolve_config(tree)
     if not quiet:
         print(f"== {name}: {config.model['name']} on {config.data.spec} ({config.task})", flush=True)
     return train(config, out / name, overwrite=True, quiet=quiet).metrics
 
 
-def run_demo(out: str | Path = "runs/demo", quiet: bool = False, epochs: int | None = None) -> dict[str, list]:
-    """Run every part into ``out`` and write ``out/summary.md`` and ``out/comparison.png``."""
+def run_demo(out: str | Path = "runs/demo", quiet: bool = False, epochs: int | None = None,
+             fitted_baselines: bool = True) -> dict[str, list]:
+    """Run every part into ``out`` and write ``out/summary.md`` and ``out/comparison.png``.
+
+    ``fitted_baselines=False`` runs with ``train.baselines: false`` (no MiniRocket, ETS, ARIMA, n-gram).
+    """
     out = Path(out)
     sections: dict[str, tuple[list[str], list[list]]] = {}
 
-    header = ["run", "model", "data", "test_accuracy", "test_macro_f1", "params", "train_seconds", "epochs"]
+    header = ["run", "model", "data", "test_accuracy", "test_macro_f1", "params", "train_seconds", "epochs",
+              "majority_accuracy", "minirocket_accuracy"]
     rows = []
-    runs = CLASSIFICATION_RUNS + (UCR_RUNS if importlib.util.find_spec("aeon") else [])
-    for name, tree in runs:
-        m = _train(name, tree, out, quiet, epochs)
+    for name, tree in CLASSIFICATION_RUNS + UCR_RUNS:
+        m = _train(name, tree, out, quiet, epochs, fitted_baselines)
+        baselines = m.get("baselines", {})
         rows.append([name, m["model"], m["data"]["spec"], m["test"]["accuracy"], m["test"]["macro_f1"],
-                     m["params"], m["train_seconds"], m["epochs"]])
+                     m["params"], m["train_seconds"], m["epochs"]]
+                    + [baselines.get(b, {}).get("accuracy", "-") for b in ("majority", "minirocket")])
     sections["Classification"] = (header, rows)
 
-    m = _train("airline", read_config_file("airline"), out, quiet, epochs)
+    m = _train("airline", read_config_file("airline"), out, quiet, epochs, fitted_baselines)
     sections["Forecasting: airline, last 36 months (1958-01 .. 1960-12)"] = (
         ["run", "model", "MAPE %", "sMAPE %", "RMSE", "MAE", "params", "train_seconds"],
         [["airline", m["model"], m["test"]["mape"], m["test"]["smape"], m["test"]["rmse"], m["test"]["mae"],
@@ -83,11 +92,12 @@ def run_demo(out: str | Path = "runs/demo", quiet: bool = False, epochs: int | N
     )
 
     name, tree = LM_RUN
-    m = _train(name, tree, out, quiet, epochs)
+    m = _train(name, tree, out, quiet, epochs, fitted_baselines)
     sections["Character language model: founding documents (validation tail)"] = (
-        ["run", "model", "val_perplexity", "bits_per_char", "unigram_perplexity", "params", "train_seconds"],
-        [[name, m["model"], m["val"]["perplexity"], m["val"]["bits_per_char"],
-          m["baselines"]["unigram"]["perplexity"], m["params"], m["train_seconds"]]],
+        ["run", "model", "val_perplexity", "bits_per_char", "params", "train_seconds"],
+        [[name, m["model"], m["val"]["perplexity"], m["val"]["bits_per_char"], m["params"], m["train_seconds"]]]
+        + [[baseline if "order" not in b else f"{baseline} (order {b['order']})", "baseline", b["perplexity"],
+            b["bits_per_char"], 0, 0.0] for baseline, b in m["baselines"].items()],
     )
 
     with contextlib.redirect_stdout(io.StringIO()):

@@ -254,6 +254,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for the runs (default runs/demo)")
     demo.add_argument("--epochs", type=int, default=None, help="override each run's epochs (for a quick look)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument("--no-fitted-baselines", action="store_true",
+                      help="skip the baselines that need fitting (MiniRocket, ETS, ARIMA, the n-gram), as "
+                      "train.baselines=false does; majority, naive and unigram stay")
     return parser
 
 
@@ -334,6 +337,8 @@ def _print_metrics(metrics: dict) -> None:
     print(f"{metrics.get('model', '')} {split}: " + " ".join(parts) + extra)
     for name, values in metrics.get("baselines", {}).items():
         print(f"  baseline {name}: " + " ".join(f"{k}={v:.4f}" for k, v in values.items() if isinstance(v, float)))
+    for warning in metrics.get("warnings", []):
+        print(f"warning: {warning}")
 
 
 def cmd_eval(args) -> None:
@@ -497,7 +502,7 @@ def cmd_demo(args) -> None:
 
     if args.epochs is not None and args.epochs < 1:
         raise SeqlabError(f"--epochs: expected an integer >= 1, got {args.epochs}")
-    run_demo(args.out, quiet=args.quiet, epochs=args.epochs)
+    run_demo(args.out, quiet=args.quiet, epochs=args.epochs, fitted_baselines=not args.no_fitted_baselines)
 
 
 COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "train": cmd_train, "eval": cmd_eval,

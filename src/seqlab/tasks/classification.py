@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from seqlab.baselines.classification import classification_report
 from seqlab.config import DataConfig, RunConfig, from_dict
 from seqlab.data.dataset import DataBundle, SequenceSet
 from seqlab.data.scaling import Normalizer
@@ -104,6 +105,8 @@ class ClassificationTask(TaskRecipe):
             },
             "val": val,
             "test": test,
+            **classification_report(bundle.train, bundle.val, bundle.test, bundle.num_classes, test,
+                                    config.train.seed, config.train.baselines),
         }
         if hasattr(model, "receptive_field"):
             metrics["receptive_field"] = model.receptive_field

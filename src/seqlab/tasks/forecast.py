@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from seqlab.baselines.forecast import forecast_report
 from seqlab.config import ForecastConfig, RunConfig, from_dict
 from seqlab.data.series import Series, handle_missing, load_series, months_of
 from seqlab.data.transforms import SeriesTransform
@@ -31,6 +32,7 @@ from seqlab.models.registry import build_model
 from seqlab.reports.plots import plot_forecast, plot_learning_curves
 from seqlab.runs import MODEL_FILE, Run, load_run, require_task, save_run_checkpoint
 from seqlab.tasks.base import TaskRecipe, TrainingSetup, fingerprint, model_options
+from seqlab.training.evaluate import forecast_metrics
 from seqlab.training.module import SeqlabModule
 
 
@@ -151,27 +153,6 @@ def forecast_from(model: nn.Module, cfg: ForecastConfig, data: Prepared, origin:
         return data.transform.inverse(z, data.series.values[:origin])
 
 
-def forecast_metrics(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float | None]:
-    """MAPE and sMAPE in percent, RMSE and MAE; MAPE is null when a true value is 0."""
-    error = prediction - truth
-    nonzero = np.all(truth != 0)
-    return {
-        "mape": float(np.mean(np.abs(error) / np.abs(truth)) * 100) if nonzero else None,
-        "smape": float(np.mean(2 * np.abs(error) / (np.abs(truth) + np.abs(prediction) + 1e-12)) * 100),
-        "rmse": float(np.sqrt(np.mean(error**2))),
-        "mae": float(np.mean(np.abs(error))),
-    }
-
-
-def baselines(history: np.ndarray, steps: int, season: int) -> dict[str, np.ndarray]:
-    """Seasonal naive (the last season repeated) and naive (the last value) from the origin."""
-    seasonal = history[-season:] if len(history) >= season else history
-    return {
-        "seasonal_naive": np.concatenate([seasonal] * (steps // len(seasonal) + 1))[:steps],
-        "naive": np.repeat(history[-1:], steps, axis=0),
-    }
-
-
 # ----------------------------------------------------------------------------
 # Training
 
@@ -230,7 +211,7 @@ class ForecastData:
 
 
 class ForecastTask(TaskRecipe):
-    """Sliding-window forecasting: MAPE, sMAPE, RMSE and MAE of the test forecast, naive baselines."""
+    """Sliding-window forecasting: MAPE, sMAPE, RMSE and MAE of the test forecast, beside its baselines."""
 
     name = "forecast"
 
@@ -274,13 +255,13 @@ class ForecastTask(TaskRecipe):
         truth = series.values[origin:]
         prediction = forecast_from(model, cfg, data.prepared, origin, n_test)
         val_prediction = forecast_from(model, cfg, data.prepared, n_train, n_val)
+        test = forecast_metrics(prediction, truth)
         return {
             "data": {"spec": config.data.spec, "points": len(series), "train": n_train, "val": n_val, "test": n_test,
                      "columns": series.columns, "windows": len(data.x), "strategy": cfg.strategy},
             "val": forecast_metrics(val_prediction, series.values[n_train:origin]),
-            "test": forecast_metrics(prediction, truth),
-            "baselines": {name: forecast_metrics(values, truth)
-                          for name, values in baselines(series.values[:origin], n_test, cfg.season).items()},
+            "test": test,
+            **forecast_report(series.values[:origin], truth, data.transform, cfg.season, test, config.train.baselines),
         }
 
     def save(self, config: RunConfig, data: ForecastData, model: nn.Module, metrics: dict[str, Any],
@@ -351,11 +332,10 @@ def evaluate_forecast(run: Run, data_spec: str | None, split: str) -> dict[str, 
         raise SeqlabError(f"--split {split}: a forecast run evaluates test or val")
     steps = n_test if split == "test" else n_val
     truth = series.values[origin : origin + steps]
-    prediction = forecast_from(run.model, cfg, data, origin, steps)
+    scores = forecast_metrics(forecast_from(run.model, cfg, data, origin, steps), truth)
     return {"task": "forecast", "model": run.checkpoint["model"]["name"], "data": series.name, "split": split,
-            split: forecast_metrics(prediction, truth),
-            "baselines": {name: forecast_metrics(values, truth)
-                          for name, values in baselines(series.values[:origin], steps, cfg.season).items()}}
+            split: scores, **forecast_report(series.values[:origin], truth, transform, cfg.season, scores,
+                                             run.config["train"].get("baselines", True))}
 
 
 def forecast_file(run_dir: str | Path, horizon: int, out: str | Path, input_spec: str | None = None,

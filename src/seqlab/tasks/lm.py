@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from seqlab.baselines.lm import lm_report
 from seqlab.config import RunConfig
 from seqlab.data.text import UNKNOWN, TextData, load_text, streams, unigram_perplexity
 from seqlab.errors import SeqlabError
@@ -42,7 +43,7 @@ def stream_loss(model: nn.Module, ids: np.ndarray, bptt: int) -> float:
 
 
 class LanguageModelTask(TaskRecipe):
-    """Next-character prediction: perplexity and bits per character, a unigram baseline, a text sample."""
+    """Next-character prediction: perplexity and bits per character, unigram and n-gram baselines, a text sample."""
 
     name = "lm"
 
@@ -64,12 +65,11 @@ class LanguageModelTask(TaskRecipe):
 
     def evaluate(self, config: RunConfig, data: TextData, model: nn.Module) -> dict[str, Any]:
         val_loss = stream_loss(model, data.val, config.lm.bptt)
-        unigram = unigram_perplexity(data.train, data.val, len(data.vocab))
         return {
             "data": {"spec": config.data.spec, "train_chars": int(len(data.train)), "val_chars": int(len(data.val)),
                      "vocab_size": len(data.vocab)},
             "val": {"loss": val_loss, "perplexity": math.exp(val_loss), "bits_per_char": val_loss / math.log(2)},
-            "baselines": {"unigram": {"perplexity": unigram, "bits_per_char": math.log2(unigram)}},
+            **lm_report(data.train, data.val, len(data.vocab), math.exp(val_loss), config.train.baselines),
         }
 
     def save(self, config: RunConfig, data: TextData, model: nn.Module, metrics: dict[str, Any],

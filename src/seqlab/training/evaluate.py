@@ -1,4 +1,4 @@
-"""Predictions and classification metrics for a trained model."""
+"""Predictions of a trained model, and the metrics of classification and forecasting."""
 
 from __future__ import annotations
 
@@ -41,4 +41,16 @@ def classification_metrics(probabilities: np.ndarray, y: np.ndarray, num_classes
         "loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()),
         "n": int(len(y)),
         "confusion_matrix": confusion_matrix(y, predicted, labels=labels).astype(int).tolist(),
+    }
+
+
+def forecast_metrics(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float | None]:
+    """MAPE and sMAPE in percent, RMSE and MAE; MAPE is null when a true value is 0."""
+    error = prediction - truth
+    nonzero = np.all(truth != 0)
+    return {
+        "mape": float(np.mean(np.abs(error) / np.abs(truth)) * 100) if nonzero else None,
+        "smape": float(np.mean(2 * np.abs(error) / (np.abs(truth) + np.abs(prediction) + 1e-12)) * 100),
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "mae": float(np.mean(np.abs(error))),
     }
