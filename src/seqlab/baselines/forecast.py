@@ -26,6 +26,7 @@ Symbols: n known points, h forecast steps, C series.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 
 import numpy as np
@@ -89,6 +90,8 @@ def ets(history: np.ndarray, steps: int, season: int) -> np.ndarray:
                 continue
             if np.isfinite(fit.aicc) and (best is None or fit.aicc < best.aicc):
                 best = fit
+        if best is None:
+            raise ValueError("no ETS model could be fitted to the series")
         return best.forecast(h)
 
     return _per_column(history, steps, fit_one)
@@ -111,7 +114,7 @@ def forecast_baselines(history: np.ndarray, steps: int, transform: SeriesTransfo
                        fitted: bool = True) -> tuple[dict[str, np.ndarray], list[str]]:
     """Every baseline's (steps, C) forecast after ``history (n, C)``, and a note for each one that failed.
 
-    ``fitted=False`` leaves ETS and ARIMA out.
+    ``fitted=False`` leaves ETS and ARIMA out; their forecasts are remembered for the same history.
     """
     out = {"naive": naive(history, steps), "seasonal_naive": seasonal_naive(history, steps, season)}
     in_transformed_space = transformed_naive(history, steps, transform)
@@ -119,11 +122,17 @@ def forecast_baselines(history: np.ndarray, steps: int, transform: SeriesTransfo
         out["transformed_naive"] = in_transformed_space
     notes = []
     for name, fit in (("ets", ets), ("arima", arima)) if fitted else ():
+        key = hashlib.sha256(f"{name} {steps} {season} {history.shape}".encode() + history.tobytes()).hexdigest()
         try:
-            out[name] = fit(history, steps, season)
+            if key not in _FITTED:
+                _FITTED[key] = fit(history, steps, season)
+            out[name] = _FITTED[key].copy()
         except (ValueError, np.linalg.LinAlgError) as error:  # e.g. a series too short or too regular
             notes.append(f"the {name} baseline could not be fitted: {error}")
     return out, notes
+
+
+_FITTED: dict[str, np.ndarray] = {}  # runs on the same history (seeds, models) fit ETS and ARIMA once
 
 
 def forecast_report(history: np.ndarray, truth: np.ndarray, transform: SeriesTransform, season: int,
