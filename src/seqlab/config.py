@@ -41,6 +41,7 @@ FLAG_FOR_KEY = {
     "model.num_layers": "--num-layers",
     "model.bidirectional": "--bidirectional",
     "model.dropout": "--dropout",
+    "train.steps": "--steps",
     "train.epochs": "--epochs",
     "train.batch_size": "--batch-size",
     "train.lr": "--lr",
@@ -92,18 +93,43 @@ class DataConfig:
         check(0.0 < self.test_fraction < 1.0, "data.test_fraction", "a fraction in (0, 1)", self.test_fraction)
 
 
+Auto = Literal["auto"]
+
+
 @dataclass
 class TrainConfig:
-    """How the model is optimised (AdamW, best checkpoint on validation loss).
+    """How the model is optimised: AdamW, a learning-rate schedule, a step or epoch budget.
+
+    ``auto`` values are resolved per run by :mod:`seqlab.training.recipe`
+    from the size of the training and validation splits (classification;
+    forecast and lm runs resolve them to fixed values) and recorded under
+    ``recipe`` in ``metrics.json``.
 
     Attributes:
-        epochs: maximum number of passes over the training split.
-        batch_size: sequences per optimisation step.
-        lr: AdamW learning rate.
+        epochs: passes over the training split (``auto``: as many as ``steps``
+            needs). Given alone, an epoch budget; given with ``steps``,
+            training stops at whichever limit comes first.
+        steps: optimizer steps to train for, rounded up to whole epochs
+            (``auto``: from the training-set size, unless ``epochs`` is given).
+        batch_size: sequences per optimisation step (``auto``: from the
+            training-set size).
+        lr: AdamW learning rate, the peak of a ``onecycle``/``cosine``
+            schedule (``auto``: Lightning's learning-rate finder picks it).
+        schedule: ``onecycle`` (warm-up, then cosine annealing to ~0, with
+            momentum cycled), ``cosine`` (linear warm-up, then cosine decay to
+            0), ``plateau`` (halve on a validation-loss plateau), ``constant``,
+            or ``auto``.
+        warmup: share of the step budget spent warming up (``onecycle``, ``cosine``).
+        select: which loss picks the kept checkpoint and drives early stopping:
+            ``val``, ``train`` (the mean training loss of each epoch), or ``auto``
+            (``val`` only when the validation split is large enough to trust).
+        class_weights: ``none``, or ``balanced`` (cross-entropy weighted by
+            N / (C * N_c) from the training split, for imbalanced classes).
         weight_decay: AdamW weight decay.
         clip: gradient-norm clipping threshold (0 disables it).
-        patience: epochs without validation-loss improvement before stopping
-            early (0 disables early stopping).
+        patience: epochs without improvement of the ``select`` loss before
+            stopping early (0 disables early stopping; ``auto``: 0 for
+            classification, whose budget is fixed, 10 otherwise).
         seed: seeds the split, the initial weights and the batch order.
         accelerator: ``cpu``, ``gpu`` (``cuda``), ``mps`` or ``auto`` (gpu when
             torch sees one).
@@ -122,12 +148,17 @@ class TrainConfig:
             false keeps only the closed-form ones, for speed.
     """
 
-    epochs: int = 40
-    batch_size: int = 64
-    lr: float = 3e-3
+    epochs: int | Auto = "auto"
+    steps: int | Auto = "auto"
+    batch_size: int | Auto = "auto"
+    lr: float | Auto = 3e-3
+    schedule: Literal["auto", "onecycle", "cosine", "plateau", "constant"] = "auto"
+    warmup: float = 0.1
+    select: Literal["auto", "val", "train"] = "auto"
+    class_weights: Literal["none", "balanced"] = "none"
     weight_decay: float = 1e-4
     clip: float = 1.0
-    patience: int = 10
+    patience: int | Auto = "auto"
     seed: int = 0
     accelerator: str = "cpu"
     devices: int | list[int] | str = 1
@@ -138,12 +169,16 @@ class TrainConfig:
     baselines: bool = True
 
     def validate(self) -> None:
-        check(self.epochs >= 1, "train.epochs", "an integer >= 1", self.epochs)
-        check(self.batch_size >= 1, "train.batch_size", "an integer >= 1", self.batch_size)
-        check(math.isfinite(self.lr) and self.lr > 0, "train.lr", "a positive learning rate", self.lr)
+        for key in ("epochs", "steps", "batch_size"):
+            value = getattr(self, key)
+            check(value == "auto" or value >= 1, f"train.{key}", "auto or an integer >= 1", value)
+        check(self.lr == "auto" or (math.isfinite(self.lr) and self.lr > 0), "train.lr",
+              "a positive learning rate (or auto)", self.lr)
+        check(0.0 <= self.warmup < 1.0, "train.warmup", "a share of the steps in [0, 1)", self.warmup)
         check(self.weight_decay >= 0, "train.weight_decay", "a value >= 0", self.weight_decay)
         check(self.clip >= 0, "train.clip", "a value >= 0 (0 disables clipping)", self.clip)
-        check(self.patience >= 0, "train.patience", "an integer >= 0", self.patience)
+        check(self.patience == "auto" or self.patience >= 0, "train.patience", "auto or an integer >= 0",
+              self.patience)
         check(self.threads >= 0, "train.threads", "an integer >= 0 (0: chosen for the machine)", self.threads)
         check(0 <= self.seed < 2**32, "train.seed", "an integer in 0 .. 2**32 - 1", self.seed)
         check(self.accelerator in ACCELERATORS, "train.accelerator", "one of " + ", ".join(ACCELERATORS),

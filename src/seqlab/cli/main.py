@@ -15,13 +15,27 @@ from pathlib import Path
 
 from seqlab.errors import SeqlabError
 
+def _or_auto(kind):
+    """argparse type: ``auto`` or a value of ``kind``."""
+    def parse(text: str):
+        return "auto" if text == "auto" else kind(text)
+
+    parse.__name__ = f"{kind.__name__} or auto"
+    return parse
+
+
 TRAIN_FLAGS = [
     # flag, config key, type, help
     ("--data", "data.spec", str, "data set: a built-in name, a file, or aeon:NAME (see `seqlab datasets`)"),
     ("--model", "model.name", str, "model name (see `seqlab models`)"),
-    ("--epochs", "train.epochs", int, "maximum epochs (default 40)"),
-    ("--batch-size", "train.batch_size", int, "sequences per step (default 64)"),
-    ("--lr", "train.lr", float, "AdamW learning rate (default 0.003)"),
+    ("--steps", "train.steps", _or_auto(int), "optimizer steps, rounded up to whole epochs (default auto: "
+     "30 epochs' worth, at least 1000 (fewer for long sequences), at most 20000; see the README)"),
+    ("--epochs", "train.epochs", _or_auto(int), "passes over the training split; alone an epoch budget, with "
+     "--steps whichever ends first (default auto: from --steps)"),
+    ("--batch-size", "train.batch_size", _or_auto(int), "sequences per step (default auto: N/4 rounded down to "
+     "a power of two, within 16..64)"),
+    ("--lr", "train.lr", _or_auto(float), "AdamW (peak) learning rate, or auto for Lightning's learning-rate "
+     "finder (default 0.003)"),
     ("--hidden-size", "model.hidden_size", int, "recurrent hidden size H (default 128)"),
     ("--num-layers", "model.num_layers", int, "stacked recurrent layers (default 1)"),
     ("--dropout", "model.dropout", float, "dropout between stacked layers (default 0)"),
@@ -250,6 +264,26 @@ def _parser() -> argparse.ArgumentParser:
     profile.add_argument("--batch-size", type=int, default=None, help="sequences per step (default: the run's)")
     profile.add_argument("--out", type=Path, required=True, help="folder for trace.json and profile.json")
 
+    lr_find = commands.add_parser(
+        "lr-find", help="sweep the learning rate on a short run; plot loss against rate and suggest one",
+        description="Build the run exactly as `seqlab train` would (same flags, --config and --set), then let "
+        "Lightning's learning-rate finder raise the rate exponentially from --min-lr to --max-lr over --num-steps "
+        "optimizer steps. Prints the suggested rate (the steepest fall of the smoothed loss) and writes the curve "
+        "to OUT/lr_find.png. A model whose loss never falls is reported as diverging (exit 2). Classification only.",
+        epilog="Example: seqlab lr-find --data aeon:BasicMotions --model gru --out runs/lr-gru",
+    )
+    for flag, key, kind, text in TRAIN_FLAGS:
+        lr_find.add_argument(flag, type=kind, default=None, metavar=key.split(".")[1].upper(), help=text)
+    lr_find.add_argument("--bidirectional", action="store_true", default=None, help="read sequences both ways")
+    lr_find.add_argument("--config", type=Path, help="YAML file with data/model/train sections")
+    lr_find.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="override any config key (repeatable)")
+    lr_find.add_argument("--out", type=Path, default=Path("runs/lr-find"),
+                         help="folder for lr_find.png and lr_find.json (default runs/lr-find)")
+    lr_find.add_argument("--min-lr", type=float, default=1e-6, help="first rate tried (default 1e-6)")
+    lr_find.add_argument("--max-lr", type=float, default=1.0, help="last rate tried (default 1)")
+    lr_find.add_argument("--num-steps", type=int, default=100, help="optimizer steps of the sweep (default 100)")
+
     demo = commands.add_parser("demo", help="the main job: train and compare the core models on real data")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for the runs (default runs/demo)")
     demo.add_argument("--epochs", type=int, default=None, help="override each run's epochs (for a quick look)")
@@ -339,6 +373,15 @@ def _print_metrics(metrics: dict) -> None:
         print(f"  baseline {name}: " + " ".join(f"{k}={v:.4f}" for k, v in values.items() if isinstance(v, float)))
     for warning in metrics.get("warnings", []):
         print(f"warning: {warning}")
+
+
+def cmd_lr_find(args) -> None:
+    from seqlab.tasks.classification import lr_find_classification
+
+    config = build_config(args)
+    result = lr_find_classification(config, args.out, args.min_lr, args.max_lr, args.num_steps)
+    print(f"suggested learning rate: {result.suggestion:.3g} (plot: {result.plot}); "
+          f"use it with --lr {result.suggestion:.3g}")
 
 
 def cmd_eval(args) -> None:
@@ -508,7 +551,7 @@ def cmd_demo(args) -> None:
 COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "train": cmd_train, "eval": cmd_eval,
             "predict": cmd_predict, "forecast": cmd_forecast, "generate": cmd_generate, "sine": cmd_sine,
             "export": cmd_export, "stream": cmd_stream, "inspect": cmd_inspect, "explain": cmd_explain,
-            "profile": cmd_profile, "demo": cmd_demo}
+            "profile": cmd_profile, "demo": cmd_demo, "lr-find": cmd_lr_find}
 
 
 def main(argv: list[str] | None = None) -> int:

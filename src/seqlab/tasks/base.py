@@ -37,6 +37,7 @@ class TrainingSetup:
     train_loader: DataLoader
     val_loader: DataLoader
     generator: torch.Generator | None = None
+    recipe: Any = None  # a seqlab.training.recipe.Recipe; None: config.train resolved for the task
 
 
 def fingerprint(config: RunConfig, *parts: Any) -> str:

@@ -22,6 +22,7 @@ from seqlab.runs import MODEL_FILE, Run, save_run_checkpoint
 from seqlab.tasks.base import TaskRecipe, TrainingSetup, fingerprint, model_options
 from seqlab.training.evaluate import classification_metrics, predict_proba
 from seqlab.training.module import ClassificationModule, make_loader
+from seqlab.training.recipe import balanced_class_weights, check_classification_data, resolve_recipe
 
 
 def prepare_bundle(config: RunConfig, tokens: bool = False) -> tuple[DataBundle, Normalizer]:
@@ -72,6 +73,7 @@ class ClassificationTask(TaskRecipe):
         bundle, normalizer = prepare_bundle(config, tokens=entry.tokens)
         variable_length = any(part.lengths is not None for part in (bundle.train, bundle.val, bundle.test))
         input_size = vocabulary_size(bundle) if entry.tokens else bundle.input_size
+        check_classification_data(bundle.train.y, bundle.num_classes, bundle.class_names, config.data.spec)
         return ClassificationData(bundle, normalizer, input_size, variable_length)
 
     def fingerprint(self, config: RunConfig, data: ClassificationData) -> str:
@@ -83,10 +85,14 @@ class ClassificationTask(TaskRecipe):
         bundle = data.bundle
         model = build_model(config.model["name"], data.input_size, bundle.num_classes, steps=bundle.train.steps,
                             **model_options(config))
-        module = ClassificationModule(model, config.train.lr, config.train.weight_decay, data.variable_length)
-        train_loader = make_loader(bundle.train, config.train.batch_size, shuffle=True, seed=config.train.seed)
+        recipe = resolve_recipe(config.train, "classification", len(bundle.train), len(bundle.val),
+                                bundle.num_classes, bundle.train.steps)
+        weights = balanced_class_weights(bundle.train.y, bundle.num_classes) \
+            if recipe.class_weights == "balanced" else None
+        module = ClassificationModule(model, recipe.lr, config.train.weight_decay, data.variable_length, weights)
+        train_loader = make_loader(bundle.train, recipe.batch_size, shuffle=True, seed=config.train.seed)
         val_loader = make_loader(bundle.val, 512, shuffle=False)
-        return TrainingSetup(model, module, train_loader, val_loader, train_loader.generator)
+        return TrainingSetup(model, module, train_loader, val_loader, train_loader.generator, recipe)
 
     def evaluate(self, config: RunConfig, data: ClassificationData, model: nn.Module) -> dict[str, Any]:
         bundle = data.bundle
@@ -138,6 +144,40 @@ class ClassificationTask(TaskRecipe):
 
     def evaluate_run(self, run: Run, data_spec: str | None, split: str) -> dict[str, Any]:
         return evaluate_classification(run, data_spec, split)
+
+
+def lr_find_classification(config: RunConfig, out: Path, min_lr: float, max_lr: float, num_steps: int):
+    """``seqlab lr-find``: the finder's sweep on the run ``config`` describes; writes
+    ``out/lr_find.png`` and ``out/lr_find.json`` and returns the :class:`~seqlab.training.recipe.LRFind`."""
+    import lightning.pytorch as pl
+
+    from seqlab.io import write_json
+    from seqlab.training.pipeline import quiet_lightning
+    from seqlab.training.recipe import diverged_message, find_lr, plot_lr_find
+
+    if config.task != "classification":
+        raise SeqlabError(f"lr-find: supports classification runs; {config.data.spec!r} is a {config.task} task")
+    if not 0 < min_lr < max_lr:
+        raise SeqlabError(f"--min-lr/--max-lr: expected 0 < min < max, got {min_lr:g} and {max_lr:g}")
+    if num_steps < 20:
+        raise SeqlabError(f"--num-steps: expected at least 20 steps to find a slope, got {num_steps}")
+    quiet_lightning()
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    pl.seed_everything(config.train.seed, workers=True, verbose=False)
+    task = ClassificationTask()
+    setup = task.build(config, task.prepare(config))
+    setup.module.lr = min_lr  # no recipe: a constant rate, which the finder raises step by step
+    result = find_lr(setup.module, setup.train_loader, config.train, min_lr, max_lr, num_steps)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_lr_find(result, out / "lr_find.png", f"learning-rate finder: {config.model['name']} on {config.data.spec}")
+    write_json(out / "lr_find.json", {"model": config.model["name"], "data": config.data.spec,
+                                      "batch_size": setup.recipe.batch_size, "suggestion": result.suggestion,
+                                      "diverged": result.diverged, "lr": result.lrs, "loss": result.losses})
+    if result.diverged:
+        raise SeqlabError(f"{diverged_message(result, config.model['name'])} (curve: {result.plot})")
+    return result
 
 
 @torch.no_grad()

@@ -34,6 +34,7 @@ from seqlab.runs import MODEL_FILE, Run, load_run, require_task, save_run_checkp
 from seqlab.tasks.base import TaskRecipe, TrainingSetup, fingerprint, model_options
 from seqlab.training.evaluate import forecast_metrics
 from seqlab.training.module import SeqlabModule
+from seqlab.training.recipe import resolve_recipe
 
 
 # Longest ``seqlab forecast --horizon``: a rollout is one model step per point, and beyond this the
@@ -240,7 +241,8 @@ class ForecastTask(TaskRecipe):
         module = ForecastModule(model, config.train.lr, config.train.weight_decay, cfg, data.channels)
         generator = torch.Generator().manual_seed(config.train.seed)
         train_loader = DataLoader(TensorDataset(torch.from_numpy(data.x), torch.from_numpy(data.y)),
-                                  batch_size=config.train.batch_size, shuffle=True, generator=generator)
+                                  batch_size=resolve_recipe(config.train, "forecast").batch_size, shuffle=True,
+                                  generator=generator)
         n_train, n_val, _ = data.split
         z, cov = data.prepared.z, data.prepared.cov
         val_item = (torch.tensor(data.prepared.inputs(n_train - cfg.window + 1, n_train + 1), dtype=torch.float32),

@@ -24,6 +24,7 @@ from seqlab.reports.plots import plot_learning_curves
 from seqlab.runs import MODEL_FILE, Run, load_run, require_task, save_run_checkpoint
 from seqlab.tasks.base import TaskRecipe, TrainingSetup, fingerprint, model_options
 from seqlab.training.module import LanguageModule
+from seqlab.training.recipe import resolve_recipe
 
 
 def _chunks_tensor(chunks):
@@ -57,7 +58,7 @@ class LanguageModelTask(TaskRecipe):
         model = RecurrentLM(len(data.vocab), cell=config.model["name"], **lm_options(config))
         module = LanguageModule(model, config.train.lr, config.train.weight_decay)
         # Chunks in text order: the carried state must see them consecutively.
-        train_chunks = _chunks_tensor(streams(data.train, config.train.batch_size, config.lm.bptt))
+        train_chunks = _chunks_tensor(streams(data.train, resolve_recipe(config.train, "lm").batch_size, config.lm.bptt))
         val_chunks = _chunks_tensor(streams(data.val, 1, config.lm.bptt))
         # batch_size=None: each chunk is already a batch of B streams; no shuffling.
         return TrainingSetup(model, module, DataLoader(train_chunks, batch_size=None),

@@ -66,7 +66,7 @@ def mean_metric() -> MeanMetric:
 
 
 class SeqlabModule(pl.LightningModule):
-    """AdamW with a plateau schedule; per-epoch metrics from torchmetrics, synced across DDP ranks.
+    """AdamW with the recipe's schedule; per-epoch metrics from torchmetrics, synced across DDP ranks.
 
     Subclasses implement :meth:`batch_loss`, returning the mean loss, the
     number of items it averages over and the inputs of their extra metrics
@@ -74,6 +74,8 @@ class SeqlabModule(pl.LightningModule):
     :meth:`stage_metrics` and derived values in :meth:`derived`. After each
     validation pass the epoch's ``train_*`` and ``val_*`` values are logged
     (so the callbacks at the epoch's end see them all) and the metrics reset.
+    ``recipe`` (the run's :class:`~seqlab.training.recipe.Recipe`, set before
+    fitting) chooses the schedule; without one the rate stays constant.
     """
 
     def __init__(self, model: nn.Module, lr: float, weight_decay: float):
@@ -81,6 +83,7 @@ class SeqlabModule(pl.LightningModule):
         self.model = model
         self.lr = lr
         self.weight_decay = weight_decay
+        self.recipe = None
         self.train_metrics = self.stage_metrics()
         self.val_metrics = self.stage_metrics()
 
@@ -126,17 +129,28 @@ class SeqlabModule(pl.LightningModule):
             self.log_dict(logged, prog_bar=False, logger=self.trainer.logger is not None, sync_dist=True)
 
     def configure_optimizers(self):
+        from seqlab.training.recipe import build_scheduler
+
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=4)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+        if self.recipe is None:
+            return optimizer
+        # the steps this process takes (a DDP process sees 1/N of each epoch's batches)
+        total = int(self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, self.recipe, total)}
 
 
 class ClassificationModule(SeqlabModule):
-    """Cross-entropy training of any zoo model that maps (B, T, F) -> (B, C)."""
+    """Cross-entropy training of any zoo model that maps (B, T, F) -> (B, C).
 
-    def __init__(self, model: nn.Module, lr: float, weight_decay: float, variable_length: bool):
+    ``class_weights`` (C,), when given, weight each sequence's loss by its
+    class (``train.class_weights: balanced``); accuracy stays unweighted.
+    """
+
+    def __init__(self, model: nn.Module, lr: float, weight_decay: float, variable_length: bool,
+                 class_weights: torch.Tensor | None = None):
         super().__init__(model, lr, weight_decay)
         self.variable_length = variable_length
+        self.register_buffer("class_weights", class_weights, persistent=False)
 
     def stage_metrics(self) -> nn.ModuleDict:
         # micro-averaged over items: the share of correct predictions, whatever the number of classes
@@ -147,7 +161,8 @@ class ClassificationModule(SeqlabModule):
         x, lengths = trim_batch(x, lengths, self.variable_length)
         logits = self.model(x, lengths)  # (B, C)
         correct = (logits.detach().argmax(dim=1) == y).float()  # (B,)
-        return nn.functional.cross_entropy(logits, y), len(y), {"accuracy": (correct,)}
+        loss = nn.functional.cross_entropy(logits, y, weight=self.class_weights)
+        return loss, len(y), {"accuracy": (correct,)}
 
 
 class RegressionModule(SeqlabModule):

@@ -31,6 +31,7 @@ from seqlab.models.registry import count_parameters
 from seqlab.runs import CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE, load_run, open_run_folder
 from seqlab.tasks import TASKS
 from seqlab.tasks.base import TrainingSetup
+from seqlab.training.recipe import Recipe, prepare_module, resolve_recipe
 from seqlab.training.checkpoints import RunCheckpoint
 from seqlab.training.guards import StopOnNonFiniteLoss
 from seqlab.training.hardware import is_rank_zero, trainer_arguments, training_threads
@@ -62,15 +63,16 @@ class FitResult:
     best_epoch: int  # from 1
     stopped_epoch: int | None  # the epoch (from 1) after which early stopping ended training, if it did
     seconds: float
+    recipe: Recipe
     world_size: int = 1
 
     def summary(self, config: RunConfig, model: torch.nn.Module) -> dict[str, Any]:
         """The head of every metrics.json: task, model, params, train_seconds, epochs, best_epoch, early stop,
-        threads."""
+        threads, recipe."""
         return {"task": config.task, "model": config.model["name"], "params": count_parameters(model),
                 "train_seconds": round(self.seconds, 3), "epochs": len(self.history), "best_epoch": self.best_epoch,
                 "stopped_early": self.stopped_epoch is not None, "stopped_epoch": self.stopped_epoch,
-                "threads": torch.get_num_threads(), "world_size": self.world_size}
+                "threads": torch.get_num_threads(), "world_size": self.world_size, "recipe": self.recipe.summary()}
 
 
 def quiet_lightning() -> None:
@@ -85,13 +87,17 @@ def quiet_lightning() -> None:
 
 def fit_module(setup: TrainingSetup, config: RunConfig, out: Path, resume: bool, quiet: bool,
                callbacks: list[Any] | None = None) -> FitResult:
-    """Run Lightning: best weights on validation loss, early stopping, clipping, history, ``last.ckpt``.
+    """Run Lightning with the run's recipe (budget, schedule, the loss that selects the best weights and
+    drives early stopping), clipping, history, ``last.ckpt``.
 
-    Returns the history, the best weights of ``setup.model``, when training stopped and the time spent.
+    Returns the history, the best weights of ``setup.model``, when training stopped, the time spent
+    and the recipe (``setup.recipe``, or ``config.train`` resolved for the task).
     """
     module = setup.module
+    recipe = prepare_module(module, setup.train_loader, setup.recipe or resolve_recipe(config.train, config.task),
+                            config, quiet)
     last = out / LAST_CHECKPOINT
-    checkpoint = RunCheckpoint(last, setup.generator)
+    checkpoint = RunCheckpoint(last, setup.generator, monitor=recipe.monitor)
     history = HistoryWriter(out / "history.csv")
     logger, monitors = make_logger(config.train.logger, out)
     callbacks = [checkpoint, GradientNormMonitor(), history, *monitors, *(callbacks or [])]
@@ -100,12 +106,11 @@ def fit_module(setup: TrainingSetup, config: RunConfig, out: Path, resume: bool,
     quiet = quiet or not is_rank_zero()
     if not quiet:
         callbacks.append(EpochProgressBar() if interactive else EpochPrinter(history))
-    early = EarlyStopping(monitor="val_loss", mode="min", patience=config.train.patience) \
-        if config.train.patience else None
+    early = EarlyStopping(monitor=recipe.monitor, mode="min", patience=recipe.patience) if recipe.patience else None
     if early is not None:
         callbacks.append(early)
     trainer = pl.Trainer(
-        max_epochs=config.train.epochs,
+        max_epochs=recipe.epochs,
         **trainer_arguments(config.train),
         gradient_clip_val=config.train.clip or None,
         deterministic=True,
@@ -135,7 +140,8 @@ def fit_module(setup: TrainingSetup, config: RunConfig, out: Path, resume: bool,
     stopped = early.stopped_epoch + 1 if early is not None and early.stopped_epoch > 0 else None
     if stopped is not None and not quiet:
         print(f"Stopped early at epoch {stopped} (best {checkpoint.best_epoch})", flush=True)
-    return FitResult(history.rows, checkpoint.best_state, checkpoint.best_epoch, stopped, seconds, trainer.world_size)
+    return FitResult(history.rows, checkpoint.best_state, checkpoint.best_epoch, stopped, seconds, recipe,
+                     trainer.world_size)
 
 
 def train(
