@@ -31,7 +31,7 @@ def test_file_then_set_overrides(tmp_path):
 @pytest.mark.parametrize(
     "tree,message",
     [
-        ({"train": {"lr": -0.1}}, r"train.lr \(--lr\): expected a positive learning rate \(or auto\), got -0.1"),
+        ({"train": {"lr": -0.1}}, r"train.lr \(--lr\): expected a positive learning rate, got -0.1"),
         ({"train": {"epochs": "many"}}, r"train.epochs \(--epochs\): expected an integer, got 'many'"),
         ({"train": {"epoch": 3}}, r"unknown key train.epoch; valid keys for train: epochs"),
         ({"data": {"normalize": "robust"}}, r"data.normalize: expected one of standard, minmax, none, got 'robust'"),

@@ -173,7 +173,7 @@ class TrainConfig:
             value = getattr(self, key)
             check(value == "auto" or value >= 1, f"train.{key}", "auto or an integer >= 1", value)
         check(self.lr == "auto" or (math.isfinite(self.lr) and self.lr > 0), "train.lr",
-              "a positive learning rate (or auto)", self.lr)
+              "a positive learning rate", self.lr)
         check(0.0 <= self.warmup < 1.0, "train.warmup", "a share of the steps in [0, 1)", self.warmup)
         check(self.weight_decay >= 0, "train.weight_decay", "a value >= 0", self.weight_decay)
         check(self.clip >= 0, "train.clip", "a value >= 0 (0 disables clipping)", self.clip)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
 import sys
 import time
@@ -42,6 +43,7 @@ from torch.profiler import ProfilerActivity, record_function
 from seqlab.errors import SeqlabError
 from seqlab.inspect.data import load_classifier
 from seqlab.io import write_json
+from seqlab.runs import METRICS_FILE
 
 TRAIN_REGIONS = ("data loading", "input projection", "recurrence", "head", "backward", "optimizer")
 INFERENCE_REGIONS = TRAIN_REGIONS[:4]
@@ -122,13 +124,17 @@ def profile_run(run_dir: str | Path, out: str | Path, backend: str = "torch", st
     encoder = recurrent_encoder(model, run, "profile")
     encoder.backend = backend
     train_config = run.config["train"]
-    batch_size = batch_size or train_config["batch_size"]
+    # the batch size and rate the run trained with: its recipe resolved any ``auto``
+    metrics_path = Path(run_dir) / METRICS_FILE
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+    trained = metrics.get("recipe", train_config)
+    batch_size = batch_size or trained["batch_size"]
     if batch_size < 1:
         raise SeqlabError(f"--batch-size: expected an integer >= 1, got {batch_size}")
     data = inspection_data(run, split="train")
     variable_length = bool(run.extras.get("variable_length"))
     loader = make_loader(data, batch_size, shuffle=True, seed=train_config["seed"])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train_config["lr"], weight_decay=train_config["weight_decay"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=trained["lr"], weight_decay=train_config["weight_decay"])
     clip = train_config.get("clip") or 0.0
     state = {"iterator": iter(loader)}
 

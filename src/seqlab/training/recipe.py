@@ -204,23 +204,23 @@ def resolve_recipe(train: TrainConfig, task: str, n_train: int = 0, n_val: int =
 def check_classification_data(train_y: np.ndarray, num_classes: int, class_names: list[str], source: str) -> None:
     """Refuse a training split that no recipe can learn from; warn about one that is nearly so.
 
-    Errors: fewer training sequences than classes, a single class, a class
-    with no training sequence. Warning: a class with a single training
-    sequence (its accuracy rests on one example).
+    The loaders already refuse data with a single class or a class of one
+    sequence (:func:`seqlab.data.dataset.check_classes`); this checks what
+    the split left for training. Errors: fewer training sequences than
+    classes, a class with no training sequence. Warning: a class with a
+    single training sequence (its accuracy rests on one example).
     """
     counts = np.bincount(np.asarray(train_y, dtype=np.int64), minlength=num_classes)
     n = int(counts.sum())
-    if num_classes < 2:
-        raise SeqlabError(f"data {source!r}: a single class ({class_names[0] if class_names else '?'}); "
-                          f"classification needs at least 2")
     if n < num_classes:
         raise SeqlabError(f"data {source!r}: the training split holds {n} sequences for {num_classes} classes; "
-                          f"expected at least one per class (add data or lower data.val_fraction)")
+                          f"expected at least one per class (add data, or lower data.val_fraction or "
+                          f"data.test_fraction)")
     missing = [class_names[c] for c in range(num_classes) if counts[c] == 0]
     if missing:
         raise SeqlabError(f"data {source!r}: class {missing[0]!r} has no sequence in the training split "
                           f"({n} sequences, {num_classes} classes); expected at least one per class "
-                          f"(add data or lower data.val_fraction)")
+                          f"(add data, or lower data.val_fraction or data.test_fraction)")
     single = [class_names[c] for c in range(num_classes) if counts[c] == 1]
     if single:
         warn(f"data {source!r}: class {single[0]!r} has a single training sequence"
