@@ -26,7 +26,7 @@ import torch
 
 from seqlab.config import apply_override, resolve_config
 from seqlab.reports.tables import format_table
-from seqlab.training import train
+from seqlab.training.pipeline import train
 
 TUNING_SETS = ["digits", "aeon:BasicMotions", "aeon:JapaneseVowels", "aeon:ItalyPowerDemand", "aeon:ACSF1"]
 

@@ -14,7 +14,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from conftest import make_waves, run_cli
 from seqlab.config import TrainConfig, resolve_config
 from seqlab.errors import SeqlabError
-from seqlab.training import train
+from seqlab.training.pipeline import train
 from seqlab.training.module import ClassificationModule
 from seqlab.training.recipe import (
     MAX_STEPS,
