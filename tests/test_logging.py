@@ -13,7 +13,7 @@ from conftest import run_cli
 
 # lr 0.1 with patience 1: validation loss stops improving after the second epoch, so the run stops early
 EARLY = ["--data", "digits", "--model", "gru", "--hidden-size", "16", "--epochs", "6", "--lr", "0.1",
-         "--set", "train.patience=1"]
+         "--set", "train.patience=1", "--set", "train.schedule=plateau"]  # the schedule the early stop was set up with
 
 
 def _rows(path):
