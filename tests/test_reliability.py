@@ -382,3 +382,12 @@ def test_readme_nested_set_example_trains(tmp_path, capsys):
                              "--set", "data.options.normalize=per-file-minmax", "--out", tmp_path / "run")
     assert status == 0, err
     assert "normalize: per-file-minmax" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("train,pattern", [
+    ({"batch_size": 2**64}, r"train.batch_size \(--batch-size\): expected auto or an integer in 1 .. 2\*\*31 - 1"),
+    ({"lr": 1e300}, r"train.lr \(--lr\): expected a learning rate below 1e6, got 1e\+300"),
+])
+def test_train_values_beyond_what_the_optimiser_can_hold_are_refused(train, pattern):
+    with pytest.raises(SeqlabError, match=pattern):
+        resolve_config({"train": train})

@@ -172,8 +172,12 @@ class TrainConfig:
         for key in ("epochs", "steps", "batch_size"):
             value = getattr(self, key)
             check(value == "auto" or value >= 1, f"train.{key}", "auto or an integer >= 1", value)
+        check(self.batch_size == "auto" or self.batch_size <= 2**31 - 1, "train.batch_size",
+              "auto or an integer in 1 .. 2**31 - 1", self.batch_size)
         check(self.lr == "auto" or (math.isfinite(self.lr) and self.lr > 0), "train.lr",
               "a positive learning rate", self.lr)
+        # beyond float32's range the optimiser cannot even hold the rate; no useful rate is near 1e6
+        check(self.lr == "auto" or self.lr < 1e6, "train.lr", "a learning rate below 1e6", self.lr)
         check(0.0 <= self.warmup < 1.0, "train.warmup", "a share of the steps in [0, 1)", self.warmup)
         check(self.weight_decay >= 0, "train.weight_decay", "a value >= 0", self.weight_decay)
         check(self.clip >= 0, "train.clip", "a value >= 0 (0 disables clipping)", self.clip)
