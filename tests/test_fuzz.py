@@ -262,7 +262,7 @@ def runs(tmp_path_factory):
     (root / "frames.csv").write_text("a,b\n0.1,0.2\n0.3,0.4\n0.5,0.6\n")
     (root / "text.txt").write_text("the cat sat on the mat. " * 40)
     tiny = ["--epochs", "1", "--hidden-size", "8", "--quiet"]
-    for name, data, extra in (("cls", root / "waves.npz", []), ("fc", "airline", []),
+    for name, data, extra in (("cls", root / "waves.npz", []), ("fc", "airline", ["--set", "train.baselines=false"]),
                               ("lm", f"text:{root / 'text.txt'}", ["--set", "lm.bptt=20"])):
         assert main(["train", "--data", str(data), "--model", "gru", *tiny, *extra, "--out", str(root / name)]) == 0
     return root
