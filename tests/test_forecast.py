@@ -223,4 +223,4 @@ def test_forecast_command_refuses_other_runs_and_bad_holdout(tmp_path, capsys):
                              "--holdout", "2", "--out", tmp_path / "s.csv")
     assert status == 2 and "the series has 6 points" in err and "too short for the run even without a holdout" in err
     status, _, err = run_cli(capsys, "forecast", "--run", out, "--horizon", "0", "--out", tmp_path / "f.csv")
-    assert status == 2 and "--horizon: expected an integer >= 1" in err
+    assert status == 2 and "--horizon: expected an integer in 1..100000, got 0" in err

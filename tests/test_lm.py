@@ -108,5 +108,5 @@ def test_bad_text_and_prompts(tmp_path, capsys):
     with pytest.raises(SeqlabError, match=r"characters not in the model's vocabulary: 'x', 'y'; remove them or pass --skip-unknown"):
         generate(model, vocab, "abxy", 5)
     assert generate(model, vocab, "abxy", 5, skip_unknown=True).startswith("ab")
-    with pytest.raises(SeqlabError, match=r"--temperature: expected a positive number"):
+    with pytest.raises(SeqlabError, match=r"--temperature: expected a positive finite number, got 0"):
         generate(model, vocab, "ab", 5, temperature=0)
