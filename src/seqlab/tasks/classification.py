@@ -16,13 +16,15 @@ from seqlab.data.dataset import DataBundle, SequenceSet
 from seqlab.data.scaling import Normalizer
 from seqlab.data.sources import load_data
 from seqlab.errors import SeqlabError
+from seqlab.io import write_json
 from seqlab.models.registry import build_model, get_model_entry
 from seqlab.reports.plots import plot_attention, plot_confusion_matrix, plot_learning_curves
 from seqlab.runs import MODEL_FILE, Run, save_run_checkpoint
 from seqlab.tasks.base import TaskRecipe, TrainingSetup, fingerprint, model_options
 from seqlab.training.evaluate import classification_metrics, predict_proba
-from seqlab.training.module import ClassificationModule, make_loader
-from seqlab.training.recipe import balanced_class_weights, check_classification_data, resolve_recipe
+from seqlab.training.module import ClassificationModule, make_loader, quiet_lightning
+from seqlab.training.recipe import (balanced_class_weights, check_classification_data, diverged_message, find_lr,
+                                    plot_lr_find, resolve_recipe)
 
 
 def prepare_bundle(config: RunConfig, tokens: bool = False) -> tuple[DataBundle, Normalizer]:
@@ -150,10 +152,6 @@ def lr_find_classification(config: RunConfig, out: Path, min_lr: float, max_lr: 
     """``seqlab lr-find``: the finder's sweep on the run ``config`` describes; writes
     ``out/lr_find.png`` and ``out/lr_find.json`` and returns the :class:`~seqlab.training.recipe.LRFind`."""
     import lightning.pytorch as pl
-
-    from seqlab.io import write_json
-    from seqlab.training.pipeline import quiet_lightning
-    from seqlab.training.recipe import diverged_message, find_lr, plot_lr_find
 
     if config.task != "classification":
         raise SeqlabError(f"lr-find: supports classification runs; {config.data.spec!r} is a {config.task} task")

@@ -8,8 +8,10 @@ resumes with its history intact.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -280,3 +282,13 @@ class EpochPrinter(pl.Callback):
             row = self.history.rows[-1]
             values = " ".join(f"{k}={v:.4f}" for k, v in row.items() if k not in ("epoch", "lr", "seconds"))
             print(f"epoch {row['epoch']}/{trainer.max_epochs} {values} ({row['seconds']:.1f}s)", flush=True)
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's banner lines and advice out of the user's terminal."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*number of training batches.*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # resuming reuses checkpoints/

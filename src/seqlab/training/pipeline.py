@@ -11,11 +11,9 @@ one), write the resolved config, build, fit with Lightning
 from __future__ import annotations
 
 import contextlib
-import logging
 import signal
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,7 @@ from seqlab.training.checkpoints import RunCheckpoint
 from seqlab.training.guards import StopOnNonFiniteLoss
 from seqlab.training.hardware import is_rank_zero, trainer_arguments, training_threads
 from seqlab.training.loggers import check_logger, make_logger
-from seqlab.training.module import AtomicCheckpointIO, EpochPrinter, EpochProgressBar, HistoryWriter
+from seqlab.training.module import AtomicCheckpointIO, EpochPrinter, EpochProgressBar, HistoryWriter, quiet_lightning
 
 
 @dataclass
@@ -73,16 +71,6 @@ class FitResult:
                 "train_seconds": round(self.seconds, 3), "epochs": len(self.history), "best_epoch": self.best_epoch,
                 "stopped_early": self.stopped_epoch is not None, "stopped_epoch": self.stopped_epoch,
                 "threads": torch.get_num_threads(), "world_size": self.world_size, "recipe": self.recipe.summary()}
-
-
-def quiet_lightning() -> None:
-    """Keep Lightning's banner lines and advice out of the user's terminal."""
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*number of training batches.*smaller than the logging interval.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")  # resuming reuses checkpoints/
 
 
 def fit_module(setup: TrainingSetup, config: RunConfig, out: Path, resume: bool, quiet: bool,
