@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
@@ -61,3 +62,14 @@ def make_waves(n, steps, features, classes=2, seed=0, variable=False):
         wave = np.sin(0.3 * (label + 1) * t + phase) + 0.5 * label + 0.1 * rng.normal(size=(length, features))
         cases.append(wave)
     return cases, labels
+
+
+class InterruptAfter(pl.Callback):
+    """Ctrl+C at the end of epoch ``epoch`` (from 1), after that epoch's validation."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch + 1 == self.epoch:
+            raise KeyboardInterrupt

@@ -9,12 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
 
-from conftest import make_waves, run_cli, write_ts
+from conftest import InterruptAfter, make_waves, run_cli, write_ts
 from seqlab.config import resolve_config
 from seqlab.data.sources import aeon_data_dir
 from seqlab.errors import SeqlabError
@@ -221,20 +220,11 @@ def test_eval_and_predict_bad_input(tmp_path, capsys, gru_run):
     assert not (tmp_path / "p.csv").exists()
 
 
-class _StopAfter(pl.Callback):
-    def __init__(self, epochs: int):
-        self.epochs = epochs
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        if trainer.current_epoch + 1 == self.epochs:
-            raise KeyboardInterrupt
-
-
 def test_interrupted_run_resumes_where_it_stopped(tmp_path):
     config = resolve_config({"model": {"name": "gru", "hidden_size": 8}, "train": {"epochs": 5, "patience": 0}})
     out = tmp_path / "run"
     with pytest.raises(TrainingInterrupted):
-        train(config, out, quiet=True, callbacks=[_StopAfter(2)])
+        train(config, out, quiet=True, callbacks=[InterruptAfter(2)])
     assert (out / "checkpoints" / "last.ckpt").is_file() and not (out / "metrics.json").exists()
     assert len((out / "history.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
     result = train(config, out, quiet=True)

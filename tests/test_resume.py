@@ -11,11 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-import lightning.pytorch as pl
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import InterruptAfter, run_cli
 from seqlab.config import resolve_config
 from seqlab.training.pipeline import TrainingInterrupted, train
 
@@ -53,23 +52,12 @@ def uninterrupted(tmp_path_factory):
     return _results(out)
 
 
-class _InterruptAfter(pl.Callback):
-    """Ctrl+C at the end of epoch ``epoch`` (from 1), after that epoch's validation."""
-
-    def __init__(self, epoch: int):
-        self.epoch = epoch
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        if trainer.current_epoch + 1 == self.epoch:
-            raise KeyboardInterrupt
-
-
 def test_interrupted_twice_and_resumed_equals_the_uninterrupted_run(tmp_path, uninterrupted):
     out = tmp_path / "run"
     with pytest.raises(TrainingInterrupted):
-        train(_config(), out, quiet=True, callbacks=[_InterruptAfter(2)])
+        train(_config(), out, quiet=True, callbacks=[InterruptAfter(2)])
     with pytest.raises(TrainingInterrupted):
-        train(_config(), out, quiet=True, callbacks=[_InterruptAfter(4)])
+        train(_config(), out, quiet=True, callbacks=[InterruptAfter(4)])
     assert not (out / "metrics.json").exists()
     result = train(_config(), out, quiet=True)
     metrics, history = _results(out)

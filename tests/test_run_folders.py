@@ -6,12 +6,11 @@ import json
 import os
 import stat
 
-import lightning.pytorch as pl
 import numpy as np
 import pytest
 import yaml
 
-from conftest import make_waves, run_cli
+from conftest import InterruptAfter, make_waves, run_cli
 from seqlab.config import config_to_yaml, resolve_config
 from seqlab.errors import SeqlabError
 from seqlab.io import write_json
@@ -117,15 +116,6 @@ def test_resolved_configs_hold_only_what_the_task_uses():
     assert resolve_config(forecast).to_dict() == forecast
 
 
-class _StopAfter(pl.Callback):
-    def __init__(self, epochs: int):
-        self.epochs = epochs
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        if trainer.current_epoch + 1 == self.epochs:
-            raise KeyboardInterrupt
-
-
 def test_resuming_on_changed_data_is_refused_and_stray_temporary_files_go(tmp_path):
     cases, labels = make_waves(60, 12, 2, seed=1)
     path = tmp_path / "waves.npz"
@@ -134,7 +124,7 @@ def test_resuming_on_changed_data_is_refused_and_stray_temporary_files_go(tmp_pa
                              "train": {"epochs": 3, "patience": 0}})
     out = tmp_path / "run"
     with pytest.raises(TrainingInterrupted):
-        train(config, out, quiet=True, callbacks=[_StopAfter(2)])
+        train(config, out, quiet=True, callbacks=[InterruptAfter(2)])
     stray = out / "checkpoints" / ".last.ckpt.x1y2z3.tmp"
     stray.write_bytes(b"half a checkpoint")  # what a SIGKILL during a save leaves
     changed = np.stack(cases)
