@@ -23,16 +23,13 @@ import contextlib
 import io
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from seqlab.config import read_config_file, resolve_config  # noqa: E402
-from seqlab.experiments.sine import run_sine_experiment  # noqa: E402
-from seqlab.io import save_figure, write_text  # noqa: E402
-from seqlab.reports.tables import format_table  # noqa: E402
-from seqlab.training.pipeline import train  # noqa: E402
+from seqlab.config import read_config_file, resolve_config
+from seqlab.experiments.sine import run_sine_experiment
+from seqlab.io import save_figure, write_text
+from seqlab.reports.tables import format_table
+from seqlab.training.pipeline import train
 
 # Every demo run has a fixed step budget below the recipe's (1,000 steps at least), so the whole demo
 # stays within 3 minutes on 2 cores beside another busy process: digits 300 steps (15 epochs),
@@ -126,7 +123,8 @@ def run_demo(out: str | Path = "runs/demo", quiet: bool = False, epochs: int | N
 
 def _plot_comparison(rows: list[list], path: Path) -> None:
     names = [row[0] for row in rows]
-    fig, (ax_acc, ax_time) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig = Figure(figsize=(9, 3.5))
+    (ax_acc, ax_time) = fig.subplots(1, 2)
     ax_acc.bar(names, [row[3] for row in rows], color="tab:blue")
     ax_acc.set(ylabel="test accuracy", ylim=(0, 1), title="accuracy")
     ax_time.bar(names, [row[6] for row in rows], color="tab:orange")
@@ -135,4 +133,3 @@ def _plot_comparison(rows: list[list], path: Path) -> None:
         ax.grid(axis="y", alpha=0.3)
         ax.tick_params(axis="x", labelrotation=20)
     save_figure(fig, path)
-    plt.close(fig)

@@ -13,6 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from seqlab import __version__
 from seqlab.errors import SeqlabError
 
 def _or_auto(kind):
@@ -66,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Recurrent sequence models: train, compare, evaluate and predict.",
         epilog="Run `seqlab COMMAND --help` for the flags of a command.",
     )
+    parser.add_argument("--version", action="version", version=f"seqlab {__version__}",
+                        help="print seqlab's version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     commands.add_parser("datasets", help="list built-in data sets and supported file formats")
@@ -322,19 +325,28 @@ def cmd_datasets(args) -> None:
 
 
 def cmd_models(args) -> None:
-    import dataclasses
+    import shutil
+    import textwrap
 
     from seqlab.models.registry import get_model_entry, model_names
-    from seqlab.reports.tables import format_table
 
-    rows = []
+    # one block per model, wrapped to the terminal (at most 100 columns), so no line runs off the screen
+    width = min(shutil.get_terminal_size((MODELS_WIDTH, 24)).columns, MODELS_WIDTH)
+    name_width = max(len(name) for name in model_names()) + 2
+    indent = " " * name_width
     for name in model_names():
         entry = get_model_entry(name)
         defaults = entry.defaults()
-        options = ", ".join(f"{f.name}={defaults[f.name]}" for f in dataclasses.fields(entry.options))
-        rows.append([name, ",".join(entry.tasks), entry.summary, options])
-    print(format_table(["name", "tasks", "model", "options (defaults)"], rows))
+        options = ", ".join(f"{key}={value}" for key, value in defaults.items())
+        print(textwrap.fill(entry.summary, width, initial_indent=name.ljust(name_width), subsequent_indent=indent))
+        print(textwrap.fill(", ".join(entry.tasks), width, initial_indent=indent + "tasks: ",
+                            subsequent_indent=indent + "       "))
+        print(textwrap.fill(options, width, initial_indent=indent + "options: ", subsequent_indent=indent + "  ",
+                            break_on_hyphens=False))
     print("\nSet options with flags (--hidden-size ...) or --set model.KEY=VALUE.")
+
+
+MODELS_WIDTH = 100  # the widest line `seqlab models` prints
 
 
 def build_config(args):

@@ -12,17 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from seqlab.errors import SeqlabError  # noqa: E402
-from seqlab.io import save_figure, write_json  # noqa: E402
-from seqlab.models.registry import build_model  # noqa: E402
-from seqlab.reports.tables import format_table  # noqa: E402
+from seqlab.errors import SeqlabError
+from seqlab.io import save_figure, write_json
+from seqlab.models.registry import build_model
+from seqlab.reports.tables import format_table
 
 CELLS = ("rnn", "lstm", "gru")
 
@@ -82,7 +79,8 @@ def run_sine_experiment(out: str | Path, iterations: int = 300, hidden_size: int
     summary = {"iterations": iterations, "hidden_size": hidden_size, "lr": lr, "seed": seed,
                "points": len(wave), "models": results}
     write_json(out / "sine.json", summary)
-    fig, ax = plt.subplots(figsize=(9, 3.8))
+    fig = Figure(figsize=(9, 3.8))
+    ax = fig.subplots()
     ax.plot(t, wave, "k", lw=2, label="sin(t)")
     for cell in CELLS:
         ax.plot(t, rollouts[cell], "--", label=f"{cell} (RMSE {results[cell]['rollout_rmse']:.3f})")
@@ -90,7 +88,6 @@ def run_sine_experiment(out: str | Path, iterations: int = 300, hidden_size: int
     ax.grid(alpha=0.3)
     ax.legend()
     save_figure(fig, out / "sine_rollout.png")
-    plt.close(fig)
     if not quiet:
         rows = [[cell, r["train_mse"], r["rollout_rmse"]] for cell, r in results.items()]
         print(format_table(["model", "train_mse", "rollout_rmse"], rows))

@@ -6,19 +6,18 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib
+from matplotlib.figure import Figure
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from seqlab.io import save_figure  # noqa: E402
+from seqlab.io import save_figure
 
 LAYER_STYLES = ("-", "--", ":", "-.")
 
 
 def plot_gradient_flow(flows: Sequence, path: Path, title: str = "") -> None:
     """Left: mean ||dL/dh_t|| per step, one colour per run, one line style per layer. Right: ||dL/dx_t||."""
-    fig, (ax_hidden, ax_input) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    (ax_hidden, ax_input) = fig.subplots(1, 2)
     for k, flow in enumerate(flows):
         colour = f"C{k}"
         for layer, norms in enumerate(flow.hidden):
@@ -35,13 +34,13 @@ def plot_gradient_flow(flows: Sequence, path: Path, title: str = "") -> None:
     if title:
         fig.suptitle(title)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def plot_gates(activity, path: Path, title: str = "") -> None:
     """One row per layer and direction: mean activation per gate (left), saturation fractions (right)."""
     rows = len(activity.layers)
-    fig, axes = plt.subplots(rows, 2, figsize=(11, 3.2 * rows), squeeze=False, layout="constrained")
+    fig = Figure(figsize=(11, 3.2 * rows), layout="constrained")
+    axes = fig.subplots(rows, 2, squeeze=False)
     for row, entry in zip(axes, activity.layers):
         where = f"layer {entry['layer']}" + (f" {entry['direction']}" if entry["direction"] != "forward" else "")
         for k, (name, stats) in enumerate(entry["gates"].items()):
@@ -58,7 +57,6 @@ def plot_gates(activity, path: Path, title: str = "") -> None:
     if title:
         fig.suptitle(title)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def _padding(ax, length: int, steps: int) -> None:
@@ -78,7 +76,8 @@ def plot_attribution(signal: np.ndarray, attribution: np.ndarray, attention: np.
     """
     length, features = signal.shape
     panels = 3 if attention is not None else 2
-    fig, axes = plt.subplots(panels, 1, figsize=(10, 2.6 * panels + 0.6), sharex=True, layout="constrained")
+    fig = Figure(figsize=(10, 2.6 * panels + 0.6), layout="constrained")
+    axes = fig.subplots(panels, 1, sharex=True)
     limit = float(np.abs(attribution).max()) or 1.0
     norm = matplotlib.colors.TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit)
     t = np.arange(length)
@@ -109,4 +108,3 @@ def plot_attribution(signal: np.ndarray, attribution: np.ndarray, attention: np.
     if title:
         fig.suptitle(title)
     save_figure(fig, path)
-    plt.close(fig)

@@ -6,19 +6,18 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib
+from matplotlib.figure import Figure
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from seqlab.io import save_figure  # noqa: E402
+from seqlab.io import save_figure
 
 
 def plot_learning_curves(history: Sequence[dict], path: Path, title: str = "") -> None:
     """Loss per epoch, training against validation, plus accuracy or perplexity when recorded."""
     epochs = [row["epoch"] for row in history]
     second = next((m for m in ("accuracy", "perplexity") if history and f"val_{m}" in history[0]), None)
-    fig, axes = plt.subplots(1, 2 if second else 1, figsize=(10 if second else 5.5, 3.8), squeeze=False)
+    fig = Figure(figsize=(10 if second else 5.5, 3.8))
+    axes = fig.subplots(1, 2 if second else 1, squeeze=False)
     ax_loss = axes[0, 0]
     for split, style in (("train", "-"), ("val", "--")):
         ax_loss.plot(epochs, [row[f"{split}_loss"] for row in history], style, label=split)
@@ -35,14 +34,14 @@ def plot_learning_curves(history: Sequence[dict], path: Path, title: str = "") -
     if title:
         fig.suptitle(title)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def plot_confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: Path, title: str = "") -> None:
     """Counts with rows = true class, columns = predicted class."""
     counts = np.asarray(matrix)
     size = max(4.0, 0.45 * len(class_names) + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig = Figure(figsize=(size + 1, size))
+    ax = fig.subplots()
     image = ax.imshow(counts, cmap="Blues")
     fig.colorbar(image, ax=ax, fraction=0.046)
     ticks = np.arange(len(class_names))
@@ -56,7 +55,6 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence
                 ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if counts[i, j] > threshold else "black")
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def plot_forecast(series, origin: int, prediction: np.ndarray, truth: np.ndarray | None, path: Path,
@@ -66,7 +64,8 @@ def plot_forecast(series, origin: int, prediction: np.ndarray, truth: np.ndarray
     start = max(0, origin - context)
     x_hist = np.arange(start, origin)
     x_future = np.arange(origin, origin + steps)
-    fig, ax = plt.subplots(figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    ax = fig.subplots()
     for c, name in enumerate(series.columns):
         line = ax.plot(x_hist, series.values[start:origin, c], label=f"{name} history")[0]
         if truth is not None and len(truth):
@@ -81,7 +80,6 @@ def plot_forecast(series, origin: int, prediction: np.ndarray, truth: np.ndarray
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=3)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def mean_attention_by_class(weights: np.ndarray, labels: np.ndarray, classes: int,
@@ -108,11 +106,11 @@ def plot_attention(weights: np.ndarray, labels: np.ndarray, class_names: Sequenc
     """
     rows = mean_attention_by_class(weights, labels, len(class_names), lengths)  # (C, T)
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
-    fig, ax = plt.subplots(figsize=(10, 0.4 * len(class_names) + 1.8))
+    fig = Figure(figsize=(10, 0.4 * len(class_names) + 1.8))
+    ax = fig.subplots()
     image = ax.imshow(np.ma.masked_invalid(rows), aspect="auto", cmap=cmap, interpolation="nearest")
     fig.colorbar(image, ax=ax, fraction=0.03, label="mean weight")
     ax.set_yticks(np.arange(len(class_names)), class_names)
     note = "\ngrey: steps no sequence of the class reaches" if np.isnan(rows).any() else ""
     ax.set(xlabel="time step", ylabel="true class", title=(title or "attention over time (test)") + note)
     save_figure(fig, path)
-    plt.close(fig)

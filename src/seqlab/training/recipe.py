@@ -318,14 +318,12 @@ def find_lr(module, train_loader, train: TrainConfig, min_lr: float = LR_FIND_RA
 
 def plot_lr_find(result: LRFind, path: Path, title: str) -> Path:
     """Loss against learning rate (log axis), the suggestion marked; written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from seqlab.io import save_figure
 
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure = Figure(figsize=(6, 4))
+    axis = figure.subplots()
     axis.plot(result.lrs, result.losses)
     if result.suggestion is not None:
         index = result.lrs.index(result.suggestion)
@@ -337,7 +335,6 @@ def plot_lr_find(result: LRFind, path: Path, title: str) -> Path:
     axis.set_ylabel("smoothed training loss")
     axis.set_title(title)
     save_figure(figure, path)
-    plt.close(figure)
     result.plot = Path(path)
     return result.plot
 
