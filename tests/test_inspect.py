@@ -62,7 +62,7 @@ def _reference_flow(model, data: SequenceSet):
     D, P = encoder.num_directions, encoder.step_size
     reference = ReferenceRNN(encoder.mode, encoder.input_size, encoder.rnn.hidden_size, encoder.num_layers,
                              bidirectional=D == 2, nonlinearity=getattr(encoder.rnn, "nonlinearity", "tanh"),
-                             proj_size=getattr(encoder.rnn, "proj_size", 0))
+                             proj_size=getattr(encoder.rnn, "proj_size", 0), reset_after=encoder.reset_after)
     reference.load_state_dict(encoder.rnn.state_dict())
     B, T, _ = data.X.shape
     lengths = data.lengths if data.lengths is not None else np.full(B, T)
@@ -98,6 +98,7 @@ def _reference_flow(model, data: SequenceSet):
     ("lstm", {"proj_size": 3}, True),
     ("bilstm", {"num_layers": 2, "head": "mean"}, False),
     ("rnn", {}, True),
+    ("gru", {"reset_after": False}, True),
 ])
 def test_hidden_and_input_gradients_match_the_reference_engine(name, options, variable):
     torch.manual_seed(1)

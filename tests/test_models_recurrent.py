@@ -20,6 +20,8 @@ RECURRENT = [
     ("bigru", {"num_layers": 2}),
     ("bilstm", {"proj_size": 4}),
     ("bilstm", {"num_layers": 2}),
+    ("gru", {"reset_after": False, "num_layers": 2}),
+    ("bigru", {"reset_after": False, "merge": "sum"}),
 ]
 HEADS = ["last", "mean", "attention", "step"]
 
@@ -72,6 +74,51 @@ def test_encoder_parameters_use_torch_names_and_move_both_ways():
     reference.load_state_dict(model.encoder.rnn.state_dict())
     x = torch.randn(2, 4, 3)
     torch.testing.assert_close(reference(x)[0], model.encoder(x)[0])
+
+
+def test_sum_merge_adds_the_directions_that_concat_places_side_by_side():
+    torch.manual_seed(4)
+    concat = RecurrentEncoder("gru", 3, 4, num_layers=2, bidirectional=True).double()
+    summed = RecurrentEncoder("gru", 3, 4, num_layers=2, bidirectional=True, merge="sum").double()
+    summed.load_state_dict(concat.state_dict())
+    x, lengths = torch.randn(3, 5, 3, dtype=torch.float64), torch.tensor([5, 2, 4])
+    (out_c, final_c, state_c), (out_s, final_s, state_s) = concat(x, lengths), summed(x, lengths)
+    assert summed.output_size == 4 and out_s.shape == (3, 5, 4)
+    torch.testing.assert_close(out_s, out_c[..., :4] + out_c[..., 4:])
+    torch.testing.assert_close(final_s, final_c[:, :4] + final_c[:, 4:])
+    torch.testing.assert_close(state_s, state_c)
+    assert build_model("bigru", 3, 2, hidden_size=4, merge="sum").fc.in_features == 4
+    with pytest.raises(SeqlabError, match="model.merge: expected concat for a unidirectional model"):
+        build_model("gru", 3, 2, merge="sum")
+
+
+@pytest.mark.parametrize("name,options", [("lstm", {"num_layers": 2}), ("gru", {"reset_after": False})])
+def test_unbatched_input_equals_a_batch_of_one(name, options):
+    """(T, F) in, torch.nn's unbatched convention out: (C,) and (T, C) and states without the batch axis."""
+    torch.manual_seed(5)
+    x = torch.randn(6, 3)
+    for head in ("last", "step"):
+        model = build_model(name, 3, 2, hidden_size=4, head=head, **options).eval()
+        torch.testing.assert_close(model(x), model(x[None])[0])
+    outputs, final, state = model.encoder(x)
+    batched = model.encoder(x[None])
+    torch.testing.assert_close(outputs, batched[0][0])
+    torch.testing.assert_close(final, batched[1][0])
+    h_n = state[0] if name == "lstm" else state
+    assert h_n.shape == (model.encoder.num_layers, 4)
+    with pytest.raises(ValueError, match=r"expected input of shape \(B, T, 3\) or \(T, 3\), got \(6, 5\)"):
+        model(torch.randn(6, 5))
+
+
+@pytest.mark.parametrize("mode", ["rnn", "gru", "lstm"])
+def test_bias_false_matches_torch_nn(mode):
+    model = build_model(mode, 3, 2, hidden_size=4, bias=False, num_layers=2)
+    cls = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[mode]
+    reference = cls(3, 4, num_layers=2, bias=False, batch_first=True)
+    reference.load_state_dict(model.encoder.rnn.state_dict())  # no bias_* keys on either side
+    x = torch.randn(2, 5, 3)
+    torch.testing.assert_close(reference(x)[0], model.encoder(x)[0])
+    assert count_parameters(model.encoder) == count_parameters(reference)
 
 
 def test_bidirectional_head_sees_both_directions():

@@ -152,7 +152,7 @@ def export_ncnn_step(run, step, out: Path, tolerance: float, keep_intermediate: 
     if step.pool is not None:
         raise SeqlabError(f"--format ncnn --streaming: head {step.pool!r} keeps a pooled state that ncnn cannot "
                           "express here; use onnx or torchscript")
-    _refuse_relu(step.model.encoder.rnn, "--format ncnn --streaming")
+    _refuse_unsupported(step.model.encoder.rnn, "--format ncnn --streaming")
     module = NcnnStep(step).eval()
     states = [s.numpy() for s in step.initial_state(1)]
     param, weights, meta = out.with_suffix(".param"), out.with_suffix(".bin"), out.with_suffix(".json")
@@ -197,13 +197,17 @@ def ncnn_module(run, model: nn.Module, shift, scale) -> nn.Module:
         raise SeqlabError(f"--format ncnn: head {model.head!r} is not supported (last or mean are); use onnx")
     if getattr(model.encoder.rnn, "proj_size", 0):
         raise SeqlabError("--format ncnn: ncnn's LSTM layer has no projection (proj_size); use onnx or torchscript")
-    _refuse_relu(model.encoder.rnn, "--format ncnn")
+    _refuse_unsupported(model.encoder.rnn, "--format ncnn")
     return NcnnRecurrent(model, shift, scale).eval()
 
 
-def _refuse_relu(rnn: nn.Module, flag: str) -> None:
+def _refuse_unsupported(rnn: nn.Module, flag: str) -> None:
+    """Refuse the recurrences ncnn's layers do not compute: relu RNNs and the reset-before GRU."""
     if isinstance(rnn, nn.RNN) and rnn.nonlinearity == "relu":
         raise SeqlabError(f"{flag}: ncnn's RNN layer computes tanh only; this RNN uses relu. Use onnx or torchscript")
+    if not getattr(rnn, "reset_after", True):
+        raise SeqlabError(f"{flag}: ncnn's GRU layer applies the reset gate after the product; this GRU has "
+                          "reset_after: false. Use onnx or torchscript")
 
 
 def intermediate_folder(out: Path) -> Path:

@@ -103,8 +103,8 @@ class Streamer:
     # -- compiled backend: weights as float32 arrays, kernels from seqlab.kernels.step_kernels
     def _prepare_compiled(self) -> None:
         rnn = self.step.model.encoder.rnn
-        if getattr(rnn, "proj_size", 0):
-            self.backend = "eager"  # the batch-1 kernels have no projection
+        if getattr(rnn, "proj_size", 0) or not self.step.model.encoder.reset_after:
+            self.backend = "eager"  # the batch-1 kernels have no projection and no reset-before GRU
             return
         self.mode = self.step.model.encoder.mode
         self.relu = self.mode == "rnn" and rnn.nonlinearity == "relu"

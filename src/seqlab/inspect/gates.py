@@ -112,9 +112,13 @@ def gate_activity(model, encoder, data: SequenceSet, threshold: float = 0.95) ->
     x, lengths, torch_outputs = encoder_input(model, encoder, data)
     rnn = encoder.rnn
     reference = ReferenceRNN(encoder.mode, encoder.input_size, rnn.hidden_size, encoder.num_layers,
-                             bidirectional=encoder.num_directions == 2, proj_size=getattr(rnn, "proj_size", 0))
-    reference.load_state_dict(rnn.state_dict())
+                             bidirectional=encoder.num_directions == 2, proj_size=getattr(rnn, "proj_size", 0),
+                             reset_after=encoder.reset_after)
+    zero_biases = {k: np.zeros_like(v) for k, v in reference.params.items() if k.startswith("bias")}  # bias=False
+    reference.load_state_dict({**zero_biases, **rnn.state_dict()})
     outputs, _, _ = reference.forward(x.double().numpy(), lengths=None if lengths is None else lengths.numpy())
+    if encoder.merge == "sum" and encoder.num_directions == 2:
+        outputs = outputs[..., : encoder.step_size] + outputs[..., encoder.step_size :]  # as the encoder merges
     difference = np.abs(outputs - torch_outputs.double().numpy()).max()
     if difference > 1e-4 * max(1.0, float(np.abs(outputs).max())):
         raise RuntimeError(f"reference stepping differs from the model's recurrence by {difference:.3g}")

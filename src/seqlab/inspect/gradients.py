@@ -36,6 +36,7 @@ from seqlab.data.dataset import SequenceSet
 from seqlab.errors import SeqlabError
 from seqlab.inspect.data import inspection_data, load_classifier, recurrent_encoder
 from seqlab.io import write_json
+from seqlab.models.reset_before import reset_before_cell
 
 GRADIENTS_FILE = "gradients.json"
 GRADIENTS_PLOT = "gradients.png"
@@ -67,8 +68,8 @@ class GradientFlow:
 # The encoder stepped one time step at a time
 
 
-def _cell_step(mode: str, nonlinearity: str, x_t, h, c, weights):
-    """One step of torch.nn's recurrence with one layer-direction's weights; returns (h', c')."""
+def _cell_step(mode: str, nonlinearity: str, x_t, h, c, weights, reset_after: bool = True):
+    """One step of the encoder's recurrence with one layer-direction's weights; returns (h', c')."""
     w_ih, w_hh, b_ih, b_hh, w_hr = weights
     if mode == "lstm":  # torch.lstm_cell has no projection, so the gates are written out (order i, f, g, o)
         i, f, g, o = (nn.functional.linear(x_t, w_ih, b_ih) + nn.functional.linear(h, w_hh, b_hh)).chunk(4, dim=1)
@@ -76,6 +77,8 @@ def _cell_step(mode: str, nonlinearity: str, x_t, h, c, weights):
         m = torch.sigmoid(o) * torch.tanh(c_new)  # (B, H)
         return (m if w_hr is None else m @ w_hr.T), c_new  # (B, P), (B, H)
     if mode == "gru":
+        if not reset_after:
+            return reset_before_cell(x_t, h, w_ih, w_hh, b_ih, b_hh), None
         return torch.gru_cell(x_t, h, w_ih, w_hh, b_ih, b_hh), None
     step = torch.rnn_tanh_cell if nonlinearity == "tanh" else torch.rnn_relu_cell
     return step(x_t, h, w_ih, w_hh, b_ih, b_hh), None
@@ -107,7 +110,8 @@ def stepped_encoder(encoder, x: torch.Tensor, lengths: torch.Tensor | None):
             out: list = [None] * steps
             kept: list = [None] * steps
             for t in (range(steps - 1, -1, -1) if direction else range(steps)):
-                h_t, c_t = _cell_step(encoder.mode, nonlinearity, layer_input[:, t], h, c, weights)  # (B, P)
+                h_t, c_t = _cell_step(encoder.mode, nonlinearity, layer_input[:, t], h, c, weights,
+                                      encoder.reset_after)  # (B, P)
                 m = valid[:, t, None]  # (B, 1): padded steps leave the state untouched, output zero
                 kept[t] = h_t
                 out[t] = torch.where(m, h_t, torch.zeros_like(h_t))
@@ -123,9 +127,12 @@ def stepped_encoder(encoder, x: torch.Tensor, lengths: torch.Tensor | None):
         last = layer_input[:, -1, :P]  # (B, P)
     else:
         last = layer_input[:, :, :P].gather(1, (lengths - 1).view(-1, 1, 1).expand(-1, 1, P)).squeeze(1)
-    final = last if D == 1 else torch.cat([last, layer_input[:, 0, P:]], dim=1)  # (B, D*P)
     state = torch.stack(h_n) if encoder.mode != "lstm" else (torch.stack(h_n), torch.stack(c_n))
-    return layer_input, final, state, states
+    if D == 1:
+        return layer_input, last, state, states
+    if encoder.merge == "sum":  # (B, T, P), (B, P)
+        return layer_input[..., :P] + layer_input[..., P:], last + layer_input[:, 0, P:], state, states
+    return layer_input, torch.cat([last, layer_input[:, 0, P:]], dim=1), state, states  # (B, T, D*P), (B, D*P)
 
 
 def _mean_norms(norms: torch.Tensor, valid: torch.Tensor) -> list[float]:

@@ -7,7 +7,9 @@ Symbols used in shape comments:
 
 The recurrences are PyTorch's (``torch.nn.RNN/GRU/LSTM``), so parameter
 names and shapes are ``weight_ih_l{k}[_reverse]`` etc. and a state_dict
-moves to and from ``torch.nn`` unchanged.
+moves to and from ``torch.nn`` unchanged; the GRU also comes reset-before
+(``reset_after=False``, :mod:`seqlab.models.reset_before`), with the same
+parameters.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from seqlab.config import check
 from seqlab.kernels import fast_rnn
 from seqlab.models.pooling import AdditiveAttention, masked_mean, step_mask
 from seqlab.models.registry import register_model
+from seqlab.models.reset_before import ResetBeforeGRU
 
 RNN_CLASSES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 BACKENDS = ("torch", "fast")
+MERGES = ("concat", "sum")
+NO_FAST_RESET_BEFORE = "backend 'fast' has no reset-before GRU (reset_after: false); use backend 'torch'"
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
@@ -35,7 +40,9 @@ class RecurrentEncoder(nn.Module):
     Variable-length batches are packed, so padding never enters the
     recurrence, and the final state of each direction is taken at the right
     step: the forward direction's after step ``length - 1``, the backward
-    direction's after step 0 (having read the whole sequence).
+    direction's after step 0 (having read the whole sequence). An unbatched
+    sequence (T, F) is read as a batch of one and returned without the batch
+    axis, as ``torch.nn`` does.
 
     Args:
         mode: ``rnn``, ``gru`` or ``lstm``.
@@ -47,15 +54,23 @@ class RecurrentEncoder(nn.Module):
         nonlinearity: ``tanh`` or ``relu`` (``rnn`` only).
         proj_size: LSTM output projection P < H (0: none).
         backend: ``torch`` (``torch.nn``'s kernels) or ``fast`` (seqlab's
-            compiled CPU loops, :mod:`seqlab.kernels`; float32 on CPU without
-            proj_size, anything else runs on ``torch``). Both use the same
-            parameters, so the backend can be switched on a trained model.
+            compiled CPU loops, :mod:`seqlab.kernels`; float32 on CPU with
+            biases and without proj_size, anything else runs on ``torch``).
+            Both use the same parameters, so the backend can be switched on a
+            trained model. The fast loops have no reset-before GRU: that
+            combination is refused.
+        bias: the b_ih and b_hh biases (False: none, as ``torch.nn``'s ``bias``).
+        merge: how a bidirectional encoder joins its directions: ``concat``
+            (D*P features) or ``sum`` (P features, forward + backward).
+        reset_after: GRU only: True applies the reset gate after the
+            recurrent product (PyTorch), False before it (Cho et al. 2014).
 
     Shapes:
-        ``forward(x (B, T, F), lengths (B,) | None, state | None)`` returns
-        ``outputs (B, T, D*P)`` (zero on padded steps), ``final (B, D*P)``
-        (the top layer's final states, directions concatenated) and the full
-        ``state`` (``h_n (D*L, B, P)``, plus ``c_n (D*L, B, H)`` for LSTM).
+        ``forward(x (B, T, F) or (T, F), lengths (B,) | None, state | None)``
+        returns ``outputs (B, T, M)`` (zero on padded steps; M = D*P, or P for
+        ``merge="sum"``), ``final (B, M)`` (the top layer's final states, the
+        directions merged) and the full ``state`` (``h_n (D*L, B, P)``, plus
+        ``c_n (D*L, B, H)`` for LSTM).
     """
 
     def __init__(
@@ -69,16 +84,26 @@ class RecurrentEncoder(nn.Module):
         nonlinearity: str = "tanh",
         proj_size: int = 0,
         backend: str = "torch",
+        bias: bool = True,
+        merge: str = "concat",
+        reset_after: bool = True,
     ):
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f"expected backend in {BACKENDS}, got {backend!r}")
         if mode not in RNN_CLASSES:
             raise ValueError(f"expected mode in {list(RNN_CLASSES)}, got {mode!r}")
+        if merge not in MERGES:
+            raise ValueError(f"expected merge in {MERGES}, got {merge!r}")
+        if not reset_after and mode != "gru":
+            raise ValueError(f"reset_after=False is a GRU option, got mode {mode!r}")
+        if not reset_after and backend == "fast":
+            raise ValueError(NO_FAST_RESET_BEFORE)
         kwargs = dict(
             input_size=input_size,
             hidden_size=hidden_size,
             num_layers=num_layers,
+            bias=bias,
             dropout=dropout if num_layers > 1 else 0.0,
             bidirectional=bidirectional,
             batch_first=True,
@@ -92,15 +117,23 @@ class RecurrentEncoder(nn.Module):
         self.input_size = input_size
         self.num_layers = num_layers
         self.num_directions = 2 if bidirectional else 1
+        self.merge = merge
+        self.reset_after = reset_after
         self.step_size = proj_size if (mode == "lstm" and proj_size) else hidden_size  # P
-        self.output_size = self.num_directions * self.step_size  # D*P
-        self.rnn = RNN_CLASSES[mode](**kwargs)
+        self.output_size = self.step_size if merge == "sum" else self.num_directions * self.step_size  # M
+        self.rnn = RNN_CLASSES[mode](**kwargs) if reset_after else ResetBeforeGRU(**kwargs)
 
     def forward(
         self, x: torch.Tensor, lengths: torch.Tensor | None = None, state: State | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, State]:
+        if x.dim() == 2 and lengths is None:  # unbatched (T, F), as torch.nn takes it; states (D*L, P)
+            check_unbatched(x, self.input_size)
+            outputs, final, state = self(x.unsqueeze(0), None, _map_state(state, lambda s: s.unsqueeze(1)))
+            return outputs[0], final[0], _map_state(state, lambda s: s[:, 0])  # (T, M), (M,)
         fast_rnn.check_sequence(x, lengths, self.input_size)
         batch, steps, _ = x.shape
+        if self.backend == "fast" and not self.reset_after:  # switched after construction (seqlab profile)
+            raise ValueError(NO_FAST_RESET_BEFORE)
         if self.backend == "fast" and fast_rnn.supports(self.rnn, x) is None:
             outputs, state = fast_rnn.fast_forward(self.rnn, x, lengths, state)  # (B, T, D*P)
         elif lengths is None or int(lengths.min()) == steps:  # a full batch needs no packing
@@ -116,8 +149,25 @@ class RecurrentEncoder(nn.Module):
         else:
             index = (lengths.to(outputs.device) - 1).view(-1, 1, 1).expand(-1, 1, self.step_size)
             last = outputs[:, :, : self.step_size].gather(1, index).squeeze(1)  # (B, P)
-        final = last if self.num_directions == 1 else torch.cat([last, outputs[:, 0, self.step_size :]], dim=1)
-        return outputs, final, state  # (B, T, D*P), (B, D*P)
+        if self.num_directions == 1:
+            return outputs, last, state  # (B, T, P), (B, P)
+        first = outputs[:, 0, self.step_size :]  # (B, P): the backward direction after reading everything
+        if self.merge == "sum":
+            outputs = outputs[:, :, : self.step_size] + outputs[:, :, self.step_size :]  # (B, T, P)
+            return outputs, last + first, state
+        return outputs, torch.cat([last, first], dim=1), state  # (B, T, D*P), (B, D*P)
+
+
+def check_unbatched(x: torch.Tensor, input_size: int) -> None:
+    if x.shape[1] != input_size:
+        raise ValueError(f"expected input of shape (B, T, {input_size}) or (T, {input_size}), got {tuple(x.shape)}")
+
+
+def _map_state(state: State | None, fn) -> State | None:
+    """``fn`` applied to h_n, or to h_n and c_n of an LSTM state."""
+    if state is None:
+        return None
+    return tuple(fn(s) for s in state) if isinstance(state, tuple) else fn(state)
 
 
 def use_torch_backend(model: nn.Module) -> nn.Module:
@@ -141,7 +191,7 @@ class RecurrentModel(nn.Module):
         ``step``: one output per time step, (B, T, C).
 
     ``forward(x (B, T, F), lengths (B,) | None) -> (B, C)``, or (B, T, C)
-    for the ``step`` head.
+    for the ``step`` head; an unbatched x (T, F) gives (C,) or (T, C).
     """
 
     cell = "gru"
@@ -159,12 +209,16 @@ class RecurrentModel(nn.Module):
         nonlinearity: str = "tanh",
         proj_size: int = 0,
         backend: str = "torch",
+        bias: bool = True,
+        merge: str = "concat",
+        reset_after: bool = True,
     ):
         super().__init__()
         self.encoder = RecurrentEncoder(
-            self.cell, input_size, hidden_size, num_layers, dropout, bidirectional, nonlinearity, proj_size, backend
+            self.cell, input_size, hidden_size, num_layers, dropout, bidirectional, nonlinearity, proj_size, backend,
+            bias, merge, reset_after,
         )
-        features = self.encoder.output_size  # D*P
+        features = self.encoder.output_size  # M: D*P, or P for merge="sum"
         self.head = head
         self.attention = AdditiveAttention(features) if head == "attention" else None
         self.dropout = nn.Dropout(head_dropout)
@@ -175,7 +229,10 @@ class RecurrentModel(nn.Module):
         return self.head == "step"
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        outputs, final, _ = self.encoder(x, lengths)  # (B, T, D*P), (B, D*P)
+        if x.dim() == 2 and lengths is None:  # unbatched (T, F)
+            check_unbatched(x, self.encoder.input_size)
+            return self(x.unsqueeze(0))[0]  # (C,) or (T, C)
+        outputs, final, _ = self.encoder(x, lengths)  # (B, T, M), (B, M)
         if self.head == "step":
             return self.fc(self.dropout(outputs))  # (B, T, C)
         if self.head == "last":
@@ -205,7 +262,9 @@ class RNNModel(RecurrentModel):
 
 
 class GRUModel(RecurrentModel):
-    """GRU (gate order r, z, n; h_t = (1 - z) * n + z * h_{t-1})."""
+    """GRU (gate order r, z, n; h_t = (1 - z) * n + z * h_{t-1}); the candidate
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), or with ``reset_after=False``
+    n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)."""
 
     cell = "gru"
 
@@ -228,6 +287,8 @@ class RecurrentOptions:
         head: ``last``, ``mean``, ``attention`` or ``step``.
         head_dropout: dropout before the output layer.
         backend: ``torch`` or ``fast`` (seqlab's compiled CPU recurrence).
+        bias: the recurrent layers' biases b_ih and b_hh (false: none).
+        merge: ``concat`` or ``sum`` of the two directions (bidirectional only).
     """
 
     hidden_size: int = 128
@@ -237,12 +298,30 @@ class RecurrentOptions:
     head: Literal["last", "mean", "attention", "step"] = "last"
     head_dropout: float = 0.0
     backend: Literal["torch", "fast"] = "torch"
+    bias: bool = True
+    merge: Literal["concat", "sum"] = "concat"
 
     def validate(self) -> None:
         check(self.hidden_size >= 1, "model.hidden_size", "a positive integer", self.hidden_size)
         check(self.num_layers >= 1, "model.num_layers", "a positive integer", self.num_layers)
         check(0.0 <= self.dropout < 1.0, "model.dropout", "a probability in [0, 1)", self.dropout)
         check(0.0 <= self.head_dropout < 1.0, "model.head_dropout", "a probability in [0, 1)", self.head_dropout)
+        check(self.merge == "concat" or self.bidirectional, "model.merge",
+              "concat for a unidirectional model (sum joins two directions)", self.merge)
+
+
+@dataclass
+class GRUOptions(RecurrentOptions):
+    """Attributes: reset_after: true applies the reset gate after the recurrent
+    product (PyTorch, ONNX linear_before_reset=1), false before it (Cho et al.
+    2014, d2l, Keras reset_after=False; ONNX linear_before_reset=0)."""
+
+    reset_after: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.reset_after or self.backend == "torch", "model.reset_after",
+              "true with backend fast (the fast loops have no reset-before GRU; use backend torch)", self.reset_after)
 
 
 @dataclass
@@ -267,7 +346,7 @@ class LSTMOptions(RecurrentOptions):
 _ALL = ("classification", "forecast", "lm")
 _BIDIRECTIONAL = ("classification", "forecast")  # no next-step prediction when reading ahead
 register_model("rnn", RNNModel, RNNOptions, _ALL, "Elman RNN (tanh or relu)")
-register_model("gru", GRUModel, RecurrentOptions, _ALL, "gated recurrent unit")
+register_model("gru", GRUModel, GRUOptions, _ALL, "gated recurrent unit (reset_after: false for Cho et al.'s)")
 register_model("lstm", LSTMModel, LSTMOptions, _ALL, "long short-term memory, optional proj_size")
-register_model("bigru", GRUModel, RecurrentOptions, _BIDIRECTIONAL, "bidirectional GRU", bidirectional=True)
+register_model("bigru", GRUModel, GRUOptions, _BIDIRECTIONAL, "bidirectional GRU", bidirectional=True)
 register_model("bilstm", LSTMModel, LSTMOptions, _BIDIRECTIONAL, "bidirectional LSTM", bidirectional=True)

@@ -53,42 +53,55 @@ def rnn_backward(dh_new, cache, W_ih, W_hh, grads, nonlinearity="tanh"):
 # GRU
 
 
-def gru_forward(x, h, W_ih, W_hh, b_ih, b_hh, update="torch"):
-    """GRU step, PyTorch's form (the reset gate applies after W_hn h + b_hn).
+def gru_forward(x, h, W_ih, W_hh, b_ih, b_hh, update="torch", reset_after=True):
+    """GRU step; by default PyTorch's form (the reset gate applies after W_hn h + b_hn).
 
         r  = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
         z  = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
-        n  = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+        n  = tanh(W_in x + b_in + r * (W_hn h + b_hn))   reset_after=True (PyTorch, cuDNN)
+        n  = tanh(W_in x + b_in + W_hn (r * h) + b_hn)   reset_after=False (Cho et al. 2014, d2l)
         h' = (1 - z) * n + z * h        update="torch" (Cho et al. 2014, PyTorch)
         h' = z * n + (1 - z) * h        update="flipped" (the other convention)
 
-    The two conventions are the same model with z's weights and biases
-    negated, since sigmoid(-a) = 1 - sigmoid(a).
+    The two update conventions are the same model with z's weights and
+    biases negated, since sigmoid(-a) = 1 - sigmoid(a). The two reset
+    placements are different models once h is not zero.
     """
     H = W_ih.shape[0] // 3
     gi = x @ W_ih.T + b_ih  # (B, 3H)
-    gh = h @ W_hh.T + b_hh  # (B, 3H)
+    gh = h @ W_hh[: 2 * H].T + b_hh[: 2 * H]  # (B, 2H)
     r = sigmoid(gi[:, :H] + gh[:, :H])
-    z = sigmoid(gi[:, H : 2 * H] + gh[:, H : 2 * H])
-    hn = gh[:, 2 * H :]  # W_hn h + b_hn
-    n = np.tanh(gi[:, 2 * H :] + r * hn)
+    z = sigmoid(gi[:, H : 2 * H] + gh[:, H:])
+    hn = (h if reset_after else r * h) @ W_hh[2 * H :].T + b_hh[2 * H :]  # W_hn h + b_hn, or W_hn (r h) + b_hn
+    n = np.tanh(gi[:, 2 * H :] + (r * hn if reset_after else hn))
     h_new = (1.0 - z) * n + z * h if update == "torch" else z * n + (1.0 - z) * h
     return h_new, (x, h, r, z, n, hn)
 
 
-def gru_backward(dh_new, cache, W_ih, W_hh, grads, update="torch"):
+def gru_backward(dh_new, cache, W_ih, W_hh, grads, update="torch", reset_after=True):
     x, h, r, z, n, hn = cache
+    H = h.shape[1]
     if update == "torch":
         dn, dz, dh = dh_new * (1.0 - z), dh_new * (h - n), dh_new * z
     else:
         dn, dz, dh = dh_new * z, dh_new * (n - h), dh_new * (1.0 - z)
     da_n = dn * (1.0 - n**2)  # through tanh
-    da_r = da_n * hn * r * (1.0 - r)  # through r * (W_hn h + b_hn), then sigmoid
     da_z = dz * z * (1.0 - z)
-    dgi = np.concatenate([da_r, da_z, da_n], axis=1)  # (B, 3H)
-    dgh = np.concatenate([da_r, da_z, da_n * r], axis=1)  # (B, 3H)
-    _accumulate(grads, dgi, x, dgh, h)
-    return dgi @ W_ih, dh + dgh @ W_hh
+    if reset_after:
+        da_r = da_n * hn * r * (1.0 - r)  # through r * (W_hn h + b_hn), then sigmoid
+        dgi = np.concatenate([da_r, da_z, da_n], axis=1)  # (B, 3H)
+        dgh = np.concatenate([da_r, da_z, da_n * r], axis=1)  # (B, 3H)
+        _accumulate(grads, dgi, x, dgh, h)
+        return dgi @ W_ih, dh + dgh @ W_hh
+    d_rh = da_n @ W_hh[2 * H :]  # (B, H): through W_hn (r * h)
+    da_r = d_rh * h * r * (1.0 - r)
+    dgi = np.concatenate([da_r, da_z, da_n], axis=1)  # (B, 3H); dL/d(W_hh-side pre-activations) is the same
+    grads["W_ih"] += dgi.T @ x
+    grads["b_ih"] += dgi.sum(axis=0)
+    grads["W_hh"][: 2 * H] += dgi[:, : 2 * H].T @ h
+    grads["W_hh"][2 * H :] += da_n.T @ (r * h)
+    grads["b_hh"] += dgi.sum(axis=0)
+    return dgi @ W_ih, dh + dgi[:, : 2 * H] @ W_hh[: 2 * H] + d_rh * r
 
 
 # ----------------------------------------------------------------------------

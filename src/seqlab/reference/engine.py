@@ -39,6 +39,8 @@ class ReferenceRNN:
         proj_size: P < H for a projected LSTM, 0 for none.
         gru_update: ``torch`` (h' = (1 - z) n + z h, the default) or
             ``flipped`` (h' = z n + (1 - z) h); see :func:`cells.gru_forward`.
+        reset_after: GRU: True (PyTorch) applies the reset gate after
+            W_hn h + b_hn, False (Cho et al. 2014) to h before W_hn.
         dtype: parameter and computation dtype.
         seed: initialise parameters as torch does, U(-1/sqrt(H), 1/sqrt(H)).
 
@@ -63,6 +65,7 @@ class ReferenceRNN:
         nonlinearity: str = "tanh",
         proj_size: int = 0,
         gru_update: str = "torch",
+        reset_after: bool = True,
         dtype=np.float64,
         seed: int | None = 0,
     ):
@@ -82,6 +85,7 @@ class ReferenceRNN:
         self.nonlinearity = nonlinearity
         self.proj_size = proj_size
         self.gru_update = gru_update
+        self.reset_after = reset_after
         self.dtype = dtype
         self.state_size = proj_size or hidden_size  # P
         self.params: dict[str, np.ndarray] = {}
@@ -192,7 +196,8 @@ class ReferenceRNN:
                 h_new, cache = cells.rnn_forward(x[:, t], h, w["W_ih"], w["W_hh"], w["b_ih"], w["b_hh"], self.nonlinearity)
                 c_new = c
             elif self.mode == "gru":
-                h_new, cache = cells.gru_forward(x[:, t], h, w["W_ih"], w["W_hh"], w["b_ih"], w["b_hh"], self.gru_update)
+                h_new, cache = cells.gru_forward(x[:, t], h, w["W_ih"], w["W_hh"], w["b_ih"], w["b_hh"], self.gru_update,
+                                                 self.reset_after)
                 c_new = c
             else:
                 h_new, c_new, cache = cells.lstm_forward(x[:, t], h, c, w["W_ih"], w["W_hh"], w["b_ih"], w["b_hh"], w["W_hr"])
@@ -248,7 +253,8 @@ class ReferenceRNN:
                 dx[:, t], dh_prev = cells.rnn_backward(dh_new, cache, w["W_ih"], w["W_hh"], g, self.nonlinearity)
                 dc_prev = 0.0
             elif self.mode == "gru":
-                dx[:, t], dh_prev = cells.gru_backward(dh_new, cache, w["W_ih"], w["W_hh"], g, self.gru_update)
+                dx[:, t], dh_prev = cells.gru_backward(dh_new, cache, w["W_ih"], w["W_hh"], g, self.gru_update,
+                                                             self.reset_after)
                 dc_prev = 0.0
             else:
                 dx[:, t], dh_prev, dc_prev = cells.lstm_backward(dh_new, dc_new, cache, w["W_ih"], w["W_hh"], g, w["W_hr"])

@@ -1,0 +1,117 @@
+"""The reset-before GRU: torch module against the NumPy reference, finite differences and nn.GRU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from seqlab.models import build_model
+from seqlab.models.reset_before import ResetBeforeGRU
+from seqlab.reference import ReferenceRNN, cells
+
+
+@pytest.mark.parametrize("layers,bidirectional,variable", [(1, False, False), (2, True, True)])
+def test_module_matches_reference_outputs_states_and_gradients(layers, bidirectional, variable):
+    rng = np.random.default_rng(layers)
+    B, T, F, H, D = 3, 5, 3, 4, 2 if bidirectional else 1
+    module = ResetBeforeGRU(F, H, num_layers=layers, bidirectional=bidirectional, batch_first=True).double()
+    ref = ReferenceRNN("gru", F, H, layers, bidirectional, reset_after=False)
+    ref.load_state_dict(module.state_dict())
+    x = torch.tensor(rng.normal(size=(B, T, F)), requires_grad=True)
+    h0 = torch.tensor(rng.normal(size=(layers * D, B, H)), requires_grad=True)
+    lengths = np.array([5, 2, 4]) if variable else None
+    inp = x if lengths is None else pack_padded_sequence(x, torch.tensor(lengths), batch_first=True, enforce_sorted=False)
+    out, h_n = module(inp, h0)
+    if variable:
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
+    r_out, r_h_n, _ = ref.forward(x.detach().numpy(), h0.detach().numpy(), lengths=lengths)
+    np.testing.assert_allclose(out.detach().numpy(), r_out, atol=1e-12)
+    np.testing.assert_allclose(h_n.detach().numpy(), r_h_n, atol=1e-12)
+    G1, G2 = rng.normal(size=out.shape), rng.normal(size=h_n.shape)
+    ((out * torch.tensor(G1)).sum() + (h_n * torch.tensor(G2)).sum()).backward()
+    grads = ref.backward(G1, G2)
+    np.testing.assert_allclose(x.grad.numpy(), grads["x"], atol=1e-12)
+    np.testing.assert_allclose(h0.grad.numpy(), grads["h0"], atol=1e-12)
+    for name, param in module.named_parameters():
+        np.testing.assert_allclose(param.grad.numpy(), grads[name], atol=1e-12, err_msg=name)
+
+
+def test_reference_gradients_match_finite_differences():
+    rng = np.random.default_rng(5)
+    ref = ReferenceRNN("gru", 2, 3, num_layers=2, bidirectional=True, reset_after=False, seed=2)
+    x, lengths = rng.normal(size=(2, 4, 2)), np.array([4, 3])
+    h0, G = rng.normal(size=(4, 2, 3)), rng.normal(size=(2, 4, 6))
+
+    def loss():
+        out, h_n, _ = ref.forward(x, h0, lengths=lengths)
+        return float((out * G).sum() + h_n.sum())
+
+    loss()
+    grads = ref.backward(G, np.ones((4, 2, 3)))
+    eps = 1e-6
+    checks = [(ref.params[n], grads[n], n) for n in ("weight_hh_l0", "bias_hh_l1_reverse", "weight_ih_l1")]
+    for array, grad, name in [*checks, (x, grads["x"], "x"), (h0, grads["h0"], "h0")]:
+        for index in [tuple(rng.integers(0, s) for s in array.shape) for _ in range(4)]:
+            old = array[index]
+            array[index] = old + eps
+            up = loss()
+            array[index] = old - eps
+            down = loss()
+            array[index] = old
+            assert abs((up - down) / (2 * eps) - grad[index]) < 1e-7, (name, index)
+
+
+def test_reset_placement_is_a_different_model_once_the_state_is_not_zero():
+    """The same weights give the same first step from h = 0 (r * h = 0 either way), then diverge."""
+    torch.manual_seed(0)
+    before = ResetBeforeGRU(3, 4, batch_first=True)
+    after = nn.GRU(3, 4, batch_first=True)
+    after.load_state_dict(before.state_dict())
+    x = torch.randn(2, 5, 3)
+    # from h = 0, W_hn (r * h) + b_hn = b_hn and r * (W_hn h + b_hn) = r * b_hn: they differ by (1 - r) b_hn
+    params = before.state_dict()
+    no_bias = {k: (v if k != "bias_hh_l0" else torch.cat([v[:8], torch.zeros(4)])) for k, v in params.items()}
+    before.load_state_dict(no_bias)
+    after.load_state_dict(no_bias)
+    a, b = before(x)[0], after(x)[0]
+    torch.testing.assert_close(a[:, 0], b[:, 0])
+    assert (a[:, 1:] - b[:, 1:]).abs().max() > 1e-3
+
+
+def test_step_by_step_cell_loop_equals_whole_sequence():
+    rng = np.random.default_rng(6)
+    ref = ReferenceRNN("gru", 3, 4, reset_after=False)
+    x = rng.normal(size=(2, 5, 3))
+    out, h_n, _ = ref.forward(x)
+    p = ref.params
+    h = np.zeros((2, 4))
+    for t in range(5):
+        h, _ = cells.gru_forward(x[:, t], h, p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"],
+                                 reset_after=False)
+        np.testing.assert_array_equal(out[:, t], h)
+    np.testing.assert_array_equal(h_n[0], h)
+
+
+def test_unbatched_and_time_major_inputs_and_bias_false():
+    torch.manual_seed(1)
+    module = ResetBeforeGRU(3, 4, bias=False)
+    assert not [n for n, _ in module.named_parameters() if n.startswith("bias")]
+    x = torch.randn(5, 2, 3)  # (T, B, F)
+    out, h_n = module(x)
+    out1, h1 = module(x[:, 1])  # unbatched (T, F)
+    torch.testing.assert_close(out1, out[:, 1])
+    torch.testing.assert_close(h1, h_n[:, 1])
+
+
+def test_zoo_gru_option_and_fast_backend_refusal():
+    model = build_model("bigru", 3, 2, hidden_size=4, reset_after=False, merge="sum")
+    assert isinstance(model.encoder.rnn, ResetBeforeGRU)
+    x, lengths = torch.randn(2, 5, 3), torch.tensor([5, 3])
+    assert model(x, lengths).shape == (2, 2)
+    from seqlab.errors import SeqlabError
+
+    with pytest.raises(SeqlabError, match="model.reset_after.*backend torch"):
+        build_model("gru", 3, 2, hidden_size=4, reset_after=False, backend="fast")
