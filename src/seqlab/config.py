@@ -236,8 +236,9 @@ class ForecastConfig:
         transforms: applied in order, fitted on the training part, inverted
             for reporting: ``log``, ``diff`` (first difference),
             ``seasonal_diff`` (difference at lag ``season``).
-        season: season length (12 for monthly data); also the lag of the
-            seasonal-naive baseline.
+        season: season length, also the lag of the seasonal-naive baseline
+            (``auto``: from the spacing of the dates: hourly 24, daily 7,
+            weekly 52, monthly 12, quarterly 4, yearly 1; 12 without dates).
         covariates: known-ahead inputs besides the series: ``month``
             (sin/cos of the calendar month; needs dates).
         scale: ``standard``, ``minmax`` or ``none`` (after the transforms,
@@ -252,7 +253,7 @@ class ForecastConfig:
     test_size: int = 0
     val_size: int = 0
     transforms: list[str] = field(default_factory=list)
-    season: int = 12
+    season: int | Auto = "auto"
     covariates: list[str] = field(default_factory=list)
     scale: Literal["standard", "minmax", "none"] = "standard"
     impute: Literal["none", "linear"] = "none"
@@ -262,7 +263,7 @@ class ForecastConfig:
         check(self.horizon >= 1, "forecast.horizon", "an integer >= 1", self.horizon)
         check(self.test_size >= 0, "forecast.test_size", "an integer >= 0", self.test_size)
         check(self.val_size >= 0, "forecast.val_size", "an integer >= 0", self.val_size)
-        check(self.season >= 1, "forecast.season", "an integer >= 1", self.season)
+        check(self.season == "auto" or self.season >= 1, "forecast.season", "auto or an integer >= 1", self.season)
         for name in self.transforms:
             check(name in TRANSFORMS, "forecast.transforms", "items from " + ", ".join(TRANSFORMS), name)
         for name in self.covariates:

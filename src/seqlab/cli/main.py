@@ -117,7 +117,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     forecast.add_argument("--run", type=Path, required=True, help="forecast run folder")
     forecast.add_argument("--horizon", type=int, required=True, help="steps to forecast")
-    forecast.add_argument("--input", help="series CSV (same columns as the run's data); default: the run's data")
+    forecast.add_argument("--input", help="series CSV with the run's column names and date frequency (checked); "
+                          "default: the run's data")
     forecast.add_argument("--holdout", type=int, default=0, help="hide the last K points and compare with them")
     forecast.add_argument("--out", type=Path, required=True, help="CSV to write; the plot goes to the same name .png")
 
@@ -309,7 +310,8 @@ def cmd_datasets(args) -> None:
     print(format_table(["spec", "description"], [
         ["sine", "x_k = sin(0.1 k), k = 0..999 (period 62.8 steps), generated"],
         ["airline", "monthly international airline passengers, 1949-01 to 1960-12 (144 values), shipped"],
-        ["series:PATH.csv", "header; optional date column (date, month, time, timestamp, ds); numeric series columns"],
+        ["series:PATH.csv", "header; optional date column (date, month, time, timestamp, ds, or an unnamed first "
+         "column of dates); named numeric series columns; an unnamed 0..N-1 index column is dropped"],
     ]))
     print("\nLanguage modelling (task lm):")
     print(format_table(["spec", "description"], [

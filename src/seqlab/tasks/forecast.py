@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from seqlab.baselines.forecast import forecast_report
 from seqlab.config import ForecastConfig, RunConfig, from_dict
-from seqlab.data.series import Series, handle_missing, load_series, months_of
+from seqlab.data.series import Series, frequency_of, handle_missing, load_series, months_of, season_of
 from seqlab.data.transforms import SeriesTransform
 from seqlab.errors import SeqlabError
 from seqlab.io import check_output_path, write_csv
@@ -220,7 +220,8 @@ class ForecastTask(TaskRecipe):
         cfg = config.forecast
         check_model(config)
         series = resolve_series(config)
-        transform = SeriesTransform(cfg.transforms, cfg.season, cfg.scale)
+        season = season_of(series) if cfg.season == "auto" else cfg.season
+        transform = SeriesTransform(cfg.transforms, season, cfg.scale)
         n_train, n_val, n_test = split_sizes(len(series), cfg, transform.lag, series.name)
         transform.fit(series.values[:n_train])
         prepared = prepare(series, transform, cfg.covariates)
@@ -260,10 +261,12 @@ class ForecastTask(TaskRecipe):
         test = forecast_metrics(prediction, truth)
         return {
             "data": {"spec": config.data.spec, "points": len(series), "train": n_train, "val": n_val, "test": n_test,
-                     "columns": series.columns, "windows": len(data.x), "strategy": cfg.strategy},
+                     "columns": series.columns, "windows": len(data.x), "strategy": cfg.strategy,
+                     "frequency": frequency_of(series.dates), "season": data.transform.season},
             "val": forecast_metrics(val_prediction, series.values[n_train:origin]),
             "test": test,
-            **forecast_report(series.values[:origin], truth, data.transform, cfg.season, test, config.train.baselines),
+            **forecast_report(series.values[:origin], truth, data.transform, data.transform.season, test,
+                              config.train.baselines),
         }
 
     def save(self, config: RunConfig, data: ForecastData, model: nn.Module, metrics: dict[str, Any],
@@ -272,7 +275,7 @@ class ForecastTask(TaskRecipe):
         n_train, n_val, n_test = data.split
         origin = n_train + n_val
         extras = {"transform": data.transform.state_dict(), "columns": series.columns, "split": list(data.split),
-                  "covariates": list(cfg.covariates)}
+                  "covariates": list(cfg.covariates), "frequency": frequency_of(series.dates)}
         save_run_checkpoint(
             out / MODEL_FILE, model,
             {"name": config.model["name"], "builder": "zoo", "input_size": data.input_size,
@@ -319,8 +322,15 @@ def _write_forecast(out_csv_dir: Path, series: Series, origin: int, prediction: 
 def _run_parts(run: Run, spec: str | None) -> tuple[ForecastConfig, Series]:
     cfg = from_dict(ForecastConfig, run.config["forecast"], "forecast")
     series = handle_missing(load_series(spec or run.config["data"]["spec"]), cfg.impute)
-    if series.values.shape[1] != len(run.extras["columns"]):
-        raise SeqlabError(f"data {series.name!r}: has columns {series.columns}; the run forecasts {run.extras['columns']}")
+    if series.columns != list(run.extras["columns"]):
+        raise SeqlabError(f"data {series.name!r}: has columns {series.columns}; the run forecasts "
+                          f"{list(run.extras['columns'])}; expected the same columns")
+    expected, found = run.extras.get("frequency"), frequency_of(series.dates)
+    if expected is not None and found != expected:
+        found_text = f"{found} dates" if found else ("dates of another spacing" if series.dates is not None
+                                                     else "no dates")
+        raise SeqlabError(f"data {series.name!r}: has {found_text}; the run was trained on {expected} data; "
+                          f"expected {expected} dates")
     return cfg, series
 
 
@@ -336,7 +346,7 @@ def evaluate_forecast(run: Run, data_spec: str | None, split: str) -> dict[str, 
     truth = series.values[origin : origin + steps]
     scores = forecast_metrics(forecast_from(run.model, cfg, data, origin, steps), truth)
     return {"task": "forecast", "model": run.checkpoint["model"]["name"], "data": series.name, "split": split,
-            split: scores, **forecast_report(series.values[:origin], truth, transform, cfg.season, scores,
+            split: scores, **forecast_report(series.values[:origin], truth, transform, transform.season, scores,
                                              run.config["train"].get("baselines", True))}
 
 
