@@ -76,6 +76,10 @@ def write_text(path: Path, text: str, durable: bool = True) -> None:
     _write_atomic(path, text.encode("utf-8"), durable)
 
 
+def write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
+    _write_atomic(path, data, durable)
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as strict JSON: NaN and Inf, which JSON cannot hold, are written as null."""
     write_text(path, json.dumps(_finite_or_null(obj), indent=2, sort_keys=False, allow_nan=False) + "\n")

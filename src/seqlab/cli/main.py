@@ -288,6 +288,8 @@ def _parser() -> argparse.ArgumentParser:
     lr_find.add_argument("--max-lr", type=float, default=1.0, help="last rate tried (default 1)")
     lr_find.add_argument("--num-steps", type=int, default=100, help="optimizer steps of the sweep (default 100)")
 
+    _experiment_parsers(commands)
+
     demo = commands.add_parser("demo", help="the main job: train and compare the core models on real data")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for the runs (default runs/demo)")
     demo.add_argument("--epochs", type=int, default=None, help="override each run's epochs (for a quick look)")
@@ -351,12 +353,13 @@ def cmd_models(args) -> None:
 MODELS_WIDTH = 100  # the widest line `seqlab models` prints
 
 
-def build_config(args):
-    from seqlab.config import apply_override, read_config_file, resolve_config
+def build_tree(args, flags=None) -> dict:
+    """The config tree of ``--config``, then the train flags given, then ``--set``."""
+    from seqlab.config import apply_override, read_config_file
 
     tree = read_config_file(args.config) if args.config else {}
     tree = {k: (dict(v) if isinstance(v, dict) else v) for k, v in tree.items() if v is not None}
-    for flag, key, _, _ in TRAIN_FLAGS:
+    for flag, key, _, _ in TRAIN_FLAGS if flags is None else flags:
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
             section, name = key.split(".")
@@ -365,7 +368,13 @@ def build_config(args):
         tree.setdefault("model", {})["bidirectional"] = True
     for assignment in args.set:
         apply_override(tree, assignment)
-    return resolve_config(tree)
+    return tree
+
+
+def build_config(args):
+    from seqlab.config import resolve_config
+
+    return resolve_config(build_tree(args))
 
 
 def cmd_train(args) -> None:
@@ -562,10 +571,83 @@ def cmd_demo(args) -> None:
     run_demo(args.out, quiet=args.quiet, epochs=args.epochs, fitted_baselines=not args.no_fitted_baselines)
 
 
+# ----------------------------------------------------------------------------
+# Experiments: compare, cv, tune
+
+# The train flags an experiment applies to all its runs: the grid itself sets the model, the data and the seed.
+GRID_FLAGS = [row for row in TRAIN_FLAGS if row[0] not in ("--data", "--model", "--seed")]
+
+
+def _list_of(kind):
+    """argparse type: a comma-separated list of ``kind``."""
+    def parse(text: str):
+        return [kind(part.strip()) for part in text.split(",") if part.strip()]
+
+    parse.__name__ = f"comma-separated {kind.__name__}s"
+    return parse
+
+
+def _common_flags(parser, epilog_flags: bool = True) -> None:
+    for flag, key, kind, text in GRID_FLAGS:
+        parser.add_argument(flag, type=kind, default=None, metavar=key.split(".")[1].upper(), help=text)
+    parser.add_argument("--bidirectional", action="store_true", default=None, help="read sequences both ways")
+    parser.add_argument("--config", type=Path, help="YAML file with data/model/train sections applied to every run")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config key in every run, e.g. --set model.head=attention (repeatable)")
+
+
+def _experiment_parsers(commands) -> None:
+    compare = commands.add_parser(
+        "compare", help="train a grid of models x data sets x seeds; results.csv and a report (md + html)",
+        description="Train every model on every data set with every seed, one run folder per cell "
+        "(OUT/DATA/MODEL/seedK), with the settings given here (--config, flags, --set) applied to all. "
+        "Writes OUT/results.csv (one row per run: model, data, seed and every metric), OUT/report.md and a "
+        "self-contained OUT/report.html: per data set, mean ± sd over seeds beside the baselines, bar charts "
+        "and learning curves; with 3 or more data sets, a critical-difference diagram. Running the same "
+        "command again reuses finished runs and resumes interrupted ones.",
+        epilog="Example: seqlab compare --models rnn,lstm,gru --data digits,aeon:BasicMotions --seeds 0,1 "
+        "--epochs 2 --out runs/compare",
+    )
+    compare.add_argument("--models", type=_list_of(str), default=None,
+                         help="comma-separated model names (`seqlab models`) or config files (their file name "
+                         "labels the runs)")
+    compare.add_argument("--data", type=_list_of(str), default=None,
+                         help="comma-separated data specs (`seqlab datasets`), all of one task")
+    compare.add_argument("--seeds", type=_list_of(int), default=None, help="comma-separated seeds (default 0)")
+    compare.add_argument("--preset", help="a compare preset (models, data, seeds and settings), by name or file; "
+                         "flags given here replace its lists and add to its settings (presets: "
+                         "seed001-rnn-lstm-gru, ...; see the README)")
+    _common_flags(compare)
+    compare.add_argument("--workers", type=int, default=1,
+                         help="runs trained at once, each in its own process on its share of the cores (default 1)")
+    compare.add_argument("--out", type=Path, required=True, help="folder for the run folders, results.csv and "
+                         "the report")
+    compare.add_argument("--overwrite", action="store_true",
+                         help="retrain cells whose folder holds a run of a different config (default: refuse)")
+    compare.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def cmd_compare(args) -> None:
+    from seqlab.experiments.compare import compare, merge_trees, read_preset
+
+    preset = read_preset(args.preset) if args.preset else {}
+    common = merge_trees(preset.get("config", {}), build_tree(args, GRID_FLAGS))
+    models = args.models or [str(m) for m in preset.get("models", [])]
+    data = args.data or [str(d) for d in preset.get("data", [])]
+    seeds = args.seeds or [int(s) for s in preset.get("seeds", [0])]
+    if not models:
+        raise SeqlabError("--models: expected model names or config files (or a --preset that names them)")
+    if not data:
+        raise SeqlabError("--data: expected data specs (or a --preset that names them)")
+    compare(models, data, seeds, args.out, common, workers=args.workers, overwrite=args.overwrite,
+            quiet=args.quiet, title=preset.get("title", "seqlab compare"))
+
+
 COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "train": cmd_train, "eval": cmd_eval,
             "predict": cmd_predict, "forecast": cmd_forecast, "generate": cmd_generate, "sine": cmd_sine,
             "export": cmd_export, "stream": cmd_stream, "inspect": cmd_inspect, "explain": cmd_explain,
-            "profile": cmd_profile, "demo": cmd_demo, "lr-find": cmd_lr_find}
+            "profile": cmd_profile, "demo": cmd_demo, "lr-find": cmd_lr_find,
+            "compare": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]], markdown: bool = False) -> str:
-    cells = [[str(h) for h in header]] + [[_fmt(v) for v in row] for row in rows]
+    cells = [[str(h) for h in header]] + [[format_cell(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     numeric = [all(_is_number(row[i]) for row in rows) for i in range(len(header))]
 
@@ -23,7 +23,8 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _fmt(value: Any) -> str:
+def format_cell(value: Any) -> str:
+    """A float with 4 decimals below 10 and 1 above; anything else as ``str``."""
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
     return str(value)

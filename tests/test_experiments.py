@@ -1,0 +1,157 @@
+"""Experiments: seqlab compare (grid, resume, results.csv, report), its bad input, the report's statistics."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from scipy.stats import friedmanchisquare
+
+from conftest import make_waves, run_cli
+from seqlab.cli.main import main
+from seqlab.reports.comparison import across_data_sets, average_ranks, comparison_sections, mean_sd
+
+TINY = ["--epochs", "1", "--hidden-size", "4", "--set", "train.baselines=false"]
+
+
+def write_waves(path: Path, n: int = 24, seed: int = 0) -> Path:
+    cases, labels = make_waves(n, 8, 2, seed=seed)
+    np.savez(path, X=np.stack(cases).astype(np.float32), y=labels)
+    return path
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    """1 model x 1 data set x 2 seeds, trained once for the module's tests (more models: fabricated below)."""
+    root = tmp_path_factory.mktemp("compare")
+    data = write_waves(root / "waves.npz")
+    argv = ["compare", "--models", "gru", "--data", str(data), "--seeds", "0,1", *TINY, "--out", root / "out"]
+    assert main([str(a) for a in argv]) == 0
+    return SimpleNamespace(root=root, data=data, argv=argv, out=root / "out")
+
+
+def read_results(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_compare_writes_one_row_per_run_matching_its_run_folder(grid):
+    rows = read_results(grid.out / "results.csv")
+    assert [(r["model"], r["seed"]) for r in rows] == [("gru", "0"), ("gru", "1")]
+    for row in rows:
+        metrics = json.loads((grid.out / row["run"] / "metrics.json").read_text())
+        assert row["data"] == str(grid.data)
+        assert metrics["model"] == row["model"] and metrics["recipe"]["epochs"] == 1
+        assert float(row["test_accuracy"]) == pytest.approx(metrics["test"]["accuracy"])
+        assert float(row["baseline_majority_accuracy"]) == pytest.approx(metrics["baselines"]["majority"]["accuracy"])
+        assert int(row["params"]) == metrics["params"]
+
+
+def test_compare_report_holds_mean_and_sd_over_seeds(grid):
+    rows = read_results(grid.out / "results.csv")
+    gru = [float(r["test_accuracy"]) for r in rows if r["model"] == "gru"]
+    expected = f"{statistics.mean(gru):.4f} ± {statistics.stdev(gru):.4f}"
+    report = (grid.out / "report.md").read_text()
+    line = next(line for line in report.splitlines() if line.startswith("| gru "))
+    assert expected in line
+    assert "baseline: majority" in report
+    for image in ("bars-waves.png", "curves-waves.png"):
+        assert f"(plots/{image})" in report and (grid.out / "plots" / image).stat().st_size > 1000
+    html = (grid.out / "report.html").read_text()
+    assert "<table>" in html and html.count("data:image/png;base64,") == 2 and 'src="plots/' not in html
+
+
+def test_compare_rerun_reuses_finished_and_retrains_only_the_unfinished(grid, capsys):
+    folders = {row["run"]: grid.out / row["run"] for row in read_results(grid.out / "results.csv")}
+    stamps = {run: (folder / "metrics.json").stat().st_mtime_ns for run, folder in folders.items()}
+    unfinished = folders["waves/gru/seed1"]
+    (unfinished / "metrics.json").unlink()  # as a run killed before its end leaves it
+    status, out, _ = run_cli(capsys, *grid.argv)
+    assert status == 0
+    assert out.count("finished earlier, reused") == 1
+    for run, folder in folders.items():
+        if folder != unfinished:
+            assert (folder / "metrics.json").stat().st_mtime_ns == stamps[run]
+    assert (unfinished / "metrics.json").is_file()
+    assert len(read_results(grid.out / "results.csv")) == 2
+
+
+def test_compare_lists_every_unknown_name_before_training(tmp_path, capsys):
+    status, _, err = run_cli(capsys, "compare", "--models", "gru,grux,lstmm", "--data", "digits,aeon:Nope,nope.npz",
+                             "--out", tmp_path / "out")
+    assert status == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    for name in ("grux", "lstmm", "aeon:Nope", "nope.npz"):
+        assert name in err
+    assert err.split("unknown models: ")[1].startswith("grux, lstmm (")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--models", "gru", "--data", "digits,airline"], "disagree in task"),
+    (["--models", "gru", "--data", "digits", "--workers", "0"], "--workers"),
+    (["--models", "gru,gru", "--data", "digits"], "more than once"),
+    (["--models", "gru", "--data", "digits", "--preset", "no-such-preset"], "--preset no-such-preset"),
+])
+def test_compare_refuses_bad_grids(tmp_path, capsys, argv, message):
+    status, _, err = run_cli(capsys, "compare", *argv, "--out", tmp_path / "out")
+    assert status == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def fabricated(scores: dict[str, dict[str, list[float]]], folder: Path):
+    """Cells and metrics of a grid that was not trained: scores[data][model] = accuracy per seed."""
+    cells, metrics = [], []
+    for data, by_model in scores.items():
+        for model, values in by_model.items():
+            for seed, value in enumerate(values):
+                cells.append(SimpleNamespace(model=model, data=data, seed=seed,
+                                             job=SimpleNamespace(folder=folder / data / model / str(seed))))
+                metrics.append({"task": "classification", "model": model, "params": 10, "train_seconds": 1.0,
+                                "epochs": 1, "test": {"accuracy": value, "macro_f1": value},
+                                "baselines": {"majority": {"accuracy": 0.25, "macro_f1": 0.1}}})
+    return cells, metrics
+
+
+def test_ranks_and_friedman_match_scipy(tmp_path):
+    rng = np.random.default_rng(0)
+    models = ["a", "b", "c", "d"]
+    table = rng.uniform(0.5, 0.9, size=(7, 4)) + np.array([0.1, 0.05, 0.0, -0.05])  # (D, M), a best on average
+    scores = {f"set{d}": {m: [float(table[d, j])] for j, m in enumerate(models)} for d in range(7)}
+    cells, metrics = fabricated(scores, tmp_path)
+    ranks = average_ranks(table, higher_better=True)
+    by_hand = np.mean([[sorted(-row).index(-v) + 1 for v in row] for row in table], axis=0)
+    np.testing.assert_allclose(ranks, by_hand)
+    across = across_data_sets(cells, metrics)
+    text = " ".join(b.text for b in across.blocks if hasattr(b, "text"))
+    p = friedmanchisquare(*table.T).pvalue
+    assert f"p = {p:.3g}" in text
+    rank_column = {row[0]: row[-1] for row in across.blocks[0].rows}
+    assert rank_column == pytest.approx(dict(zip(models, ranks)))
+    assert any(getattr(b, "name", "") == "critical-difference" for b in across.blocks)
+
+
+def test_no_critical_difference_below_three_data_sets(tmp_path):
+    cells, metrics = fabricated({"x": {"a": [0.9], "b": [0.8], "c": [0.7]},
+                                 "y": {"a": [0.9], "b": [0.8], "c": [0.7]}}, tmp_path)
+    across = across_data_sets(cells, metrics)
+    assert not any(getattr(b, "name", "") == "critical-difference" for b in across.blocks)
+    assert "at least 3 data sets" in across.blocks[-1].text
+
+
+def test_mean_sd_uses_the_sample_sd():
+    assert mean_sd([0.5, 0.7, 0.9]) == f"0.7000 ± {statistics.stdev([0.5, 0.7, 0.9]):.4f}"
+    assert mean_sd([0.5]) == "0.5000" and mean_sd([]) == "-"
+
+
+def test_data_section_puts_models_beside_the_baselines(tmp_path):
+    cells, metrics = fabricated({"x": {"rnn": [0.5, 0.7], "gru": [0.8, 0.9]}}, tmp_path)
+    (section,) = comparison_sections(cells, metrics)
+    table = section.blocks[0]
+    assert [row[0] for row in table.rows] == ["rnn", "gru", "baseline: majority"]
+    assert table.rows[1][2] == f"0.8500 ± {statistics.stdev([0.8, 0.9]):.4f}"
+    assert table.rows[2][2] == "0.2500 ± 0.0000"
