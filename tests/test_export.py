@@ -481,7 +481,7 @@ def test_a_token_classifier_exports_on_token_ids_with_lengths(tmp_path):
     from seqlab.export import OnnxModel
 
     vocab = 30
-    run_dir = make_run(tmp_path / "run", "text-lstm", {"embedding_dim": 8, "mlp_size": 8, "hidden_size": 8},
+    run_dir = make_run(tmp_path / "run", "text-lstm", {"embedding_dim": 8, "hidden_size": 4},
                        features=vocab)
     rng = np.random.default_rng(3)
     lengths = rng.integers(2, T + 1, size=9)

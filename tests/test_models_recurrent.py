@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from seqlab.errors import SeqlabError
-from seqlab.models import build_model, count_parameters
+from seqlab.models import build_model, count_parameters, reverse_padded
 from seqlab.models.recurrent import RecurrentEncoder
 
 RECURRENT = [
@@ -185,3 +185,35 @@ def test_bad_options_are_refused(options, message):
 def test_unknown_model_lists_valid_names():
     with pytest.raises(SeqlabError, match=r"unknown model 'transformer'; valid models: rnn, gru, lstm, bigru, bilstm"):
         build_model("transformer", 3, 2)
+
+
+def test_reverse_padded_builds_torch_bidirectional_lstm_from_two_one_way_lstms():
+    """Seed 003's two LSTMs and a reversal equal nn.LSTM(bidirectional=True) on a padded batch with
+    reverse_padded; with torch.flip they do not (the backward LSTM reads the padding first)."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    torch.manual_seed(6)
+    bidirectional = nn.LSTM(3, 4, batch_first=True, bidirectional=True).double()
+    forward_lstm, backward_lstm = nn.LSTM(3, 4, batch_first=True).double(), nn.LSTM(3, 4, batch_first=True).double()
+    weights = bidirectional.state_dict()
+    forward_lstm.load_state_dict({k: v for k, v in weights.items() if not k.endswith("_reverse")})
+    backward_lstm.load_state_dict({k.removesuffix("_reverse"): v for k, v in weights.items() if k.endswith("_reverse")})
+    lengths = torch.tensor([6, 2, 4])
+    x = torch.randn(3, 6, 3, dtype=torch.float64)
+    x[torch.arange(6)[None, :] >= lengths[:, None]] = 0.0
+
+    def pack(seq):
+        return pack_padded_sequence(seq, lengths, batch_first=True, enforce_sorted=False)
+
+    def unpack(packed):
+        return pad_packed_sequence(packed, batch_first=True, total_length=6)[0]
+
+    expected = unpack(bidirectional(pack(x))[0])  # (B, T, 2H)
+    out_f = unpack(forward_lstm(pack(x))[0])
+    out_b = reverse_padded(unpack(backward_lstm(pack(reverse_padded(x, lengths)))[0]), lengths)
+    torch.testing.assert_close(torch.cat([out_f, out_b], dim=2), expected)
+    flipped = torch.flip(backward_lstm(torch.flip(x, dims=[1]))[0], dims=[1])  # the seed's version
+    assert (flipped[1, :2] - expected[1, :2, 4:]).abs().max() > 1e-3  # row 1 (length 2) read 4 padding steps first
+    torch.testing.assert_close(flipped[0], expected[0, :, 4:])  # the full-length row is right either way
+    torch.testing.assert_close(reverse_padded(reverse_padded(x, lengths), lengths), x)
+    torch.testing.assert_close(reverse_padded(x), torch.flip(x, dims=[1]))

@@ -49,6 +49,33 @@ def test_parallel_network_matches_the_seed_dimensions():
     assert isinstance(lstm.rnn.rnn, nn.LSTM)
 
 
+class SeedParallelCNNGRU(nn.Module):
+    """Seed 000's Parallel_CNN_GRU, as the article writes it, with its 250 time stamps as ``T``."""
+
+    def __init__(self, T: int = 250):
+        super().__init__()
+        self.cnn = nn.Sequential(nn.Conv1d(T, T, 12, 3), nn.ReLU(True), nn.Conv1d(T, T, 5, 2), nn.ReLU(True),
+                                 nn.Conv1d(T, T, 5, 1), nn.Dropout(0.5), nn.Flatten(), nn.Linear(T * 8, 100))
+        self.gru = nn.GRU(input_size=90, hidden_size=80, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(180, 7)
+
+    def forward(self, X):
+        _, h = self.gru(X)
+        return self.fc(torch.cat((self.cnn(X), h.permute(1, 0, 2)[:, -1, :]), dim=1))
+
+
+def test_parallel_network_computes_the_seed_network():
+    torch.manual_seed(7)
+    seed = SeedParallelCNNGRU(T=30).eval()  # 30 time stamps instead of 250, to keep the test small
+    ours = build_model("cnn-gru-parallel", 90, 7, steps=30).eval()
+    renamed = {"cnn.7.weight": "project.1.weight", "cnn.7.bias": "project.1.bias", "fc.weight": "classifier.weight",
+               "fc.bias": "classifier.bias"}
+    ours.load_state_dict({renamed.get(k, k.replace("gru.", "rnn.rnn.")): v for k, v in seed.state_dict().items()})
+    x = torch.randn(2, 30, 90)
+    torch.testing.assert_close(ours(x), seed(x))
+    assert ours.cnn_dropout.p == 0.5 and not any(isinstance(m, nn.ReLU) for m in ours.project)
+
+
 SHAPES = [("cnn-gru", {}), ("cnn-gru", {"conv_axis": "time"}), ("cnn-gru-parallel", {}), ("cnn-lstm-parallel", {}),
           ("ablstm", {}), ("cnn1d-lstm", {}), ("cnn1d-gru", {}), ("tcn", {})]
 
@@ -106,6 +133,16 @@ def test_text_lstm_reads_token_ids_with_lengths():
     out = model(ids, lengths)
     for i, n in enumerate(lengths.tolist()):
         torch.testing.assert_close(out[i], model(ids[i : i + 1, :n])[0], rtol=1e-5, atol=1e-6)
+
+
+def test_text_lstm_has_the_layers_of_seed_003():
+    model = build_model("text-lstm", 50, 3, embedding_dim=6, hidden_size=5)
+    assert [type(m) for m in model.mlp] == [nn.Linear, nn.GELU, nn.Linear]
+    assert (model.mlp[0].in_features, model.mlp[0].out_features, model.mlp[2].out_features) == (6, 5, 5)
+    assert model.lstm.rnn.hidden_size == 10 and model.lstm.num_layers == 3  # width 2H
+    assert model.norm.normalized_shape == (10,)
+    assert [type(m) for m in model.head] == [nn.Linear, nn.GELU, nn.LayerNorm, nn.Linear]
+    assert model.head[0].in_features == 15 and model.head[2].normalized_shape == (5,)  # 2H + H pooled
 
 
 def test_feature_axis_models_need_the_training_length():

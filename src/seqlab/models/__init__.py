@@ -6,6 +6,7 @@
 
 from seqlab.models import hybrid, tcn, text  # noqa: F401  (registers the sensing, TCN and text models)
 from seqlab.models import fcn  # noqa: F401  (registers the LSTM-FCN family, listed after them)
+from seqlab.models.pooling import reverse_padded
 from seqlab.models.recurrent import (
     GRUModel,
     LSTMModel,
@@ -32,4 +33,5 @@ __all__ = [
     "get_model_entry",
     "model_names",
     "resolve_model_options",
+    "reverse_padded",
 ]

@@ -120,14 +120,17 @@ class CNNGRU(nn.Module):
 class CNNRecurrentParallel(nn.Module):
     """A CNN branch and a recurrent branch on the raw input, concatenated, then a classifier.
 
-    CNN branch: SenseFi's feature-axis convolutions (time steps as channels),
-    flattened (T * F') and projected to ``cnn_features`` (100). Recurrent
-    branch: a ``num_layers`` (2) GRU or LSTM of ``hidden_size`` (80) over
-    time, its final state. ``Linear(cnn_features + H, C)`` on the concatenation.
+    Seed 000's parallel CNN-GRU. CNN branch: SenseFi's feature-axis
+    convolutions (time steps as channels), ``Dropout(cnn_dropout)`` (0.5),
+    flattened (T * F') and projected by ``Linear(T * F', cnn_features)``
+    (2000 -> 100 on UT-HAR), with no activation after it. Recurrent branch:
+    a ``num_layers`` (2) GRU or LSTM of ``hidden_size`` (80) over time, its
+    final state. ``Linear(cnn_features + H, C)`` on the concatenation.
     """
 
     def __init__(self, input_size: int, output_size: int, steps: int, cell: str = "gru", hidden_size: int = 80,
-                 num_layers: int = 2, cnn_features: int = 100, dropout: float = 0.0, backend: str = "torch"):
+                 num_layers: int = 2, cnn_features: int = 100, dropout: float = 0.0, cnn_dropout: float = 0.5,
+                 backend: str = "torch"):
         super().__init__()
         self.steps = steps
         self.convs = fitted_convs(input_size)
@@ -135,7 +138,8 @@ class CNNRecurrentParallel(nn.Module):
         width = input_size
         for kernel, stride in self.convs:
             width = conv_length(width, kernel, stride)
-        self.project = nn.Sequential(nn.Flatten(), nn.Linear(steps * width, cnn_features), nn.ReLU())
+        self.cnn_dropout = nn.Dropout(cnn_dropout)
+        self.project = nn.Sequential(nn.Flatten(), nn.Linear(steps * width, cnn_features))
         self.rnn = RecurrentEncoder(cell, input_size, hidden_size, num_layers, dropout, backend=backend)
         self.classifier = nn.Linear(cnn_features + hidden_size, output_size)
 
@@ -143,7 +147,7 @@ class CNNRecurrentParallel(nn.Module):
         x = pad_steps(x, lengths, self.steps)
         if x.shape[1] != self.steps:
             raise ValueError(f"expected input of shape (B, {self.steps}, F) for the CNN branch, got {tuple(x.shape)}")
-        cnn = self.project(self.cnn(x))  # (B, cnn_features)
+        cnn = self.project(self.cnn_dropout(self.cnn(x)))  # (B, T, F') -> (B, cnn_features)
         _, final, _ = self.rnn(x, lengths)  # (B, H)
         return self.classifier(torch.cat([cnn, final], dim=1))  # (B, C)
 
@@ -226,13 +230,15 @@ class CNNGRUOptions:
 @dataclass
 class ParallelOptions:
     """Attributes: cell ``gru`` or ``lstm``; hidden_size and num_layers of the
-    recurrent branch; cnn_features of the CNN branch; dropout between layers."""
+    recurrent branch; cnn_features of the CNN branch; dropout between
+    recurrent layers; cnn_dropout before the CNN branch's flatten."""
 
     cell: Literal["gru", "lstm"] = "gru"
     hidden_size: int = 80
     num_layers: int = 2
     cnn_features: int = 100
     dropout: float = 0.0
+    cnn_dropout: float = 0.5
     backend: Literal["torch", "fast"] = "torch"
 
     def validate(self) -> None:
@@ -240,6 +246,7 @@ class ParallelOptions:
         check(self.num_layers >= 1, "model.num_layers", "a positive integer", self.num_layers)
         check(self.cnn_features >= 1, "model.cnn_features", "a positive integer", self.cnn_features)
         check(0.0 <= self.dropout < 1.0, "model.dropout", "a probability in [0, 1)", self.dropout)
+        check(0.0 <= self.cnn_dropout < 1.0, "model.cnn_dropout", "a probability in [0, 1)", self.cnn_dropout)
 
 
 @dataclass
