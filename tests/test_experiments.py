@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import statistics
 from pathlib import Path
 from types import SimpleNamespace
@@ -155,3 +156,89 @@ def test_data_section_puts_models_beside_the_baselines(tmp_path):
     assert [row[0] for row in table.rows] == ["rnn", "gru", "baseline: majority"]
     assert table.rows[1][2] == f"0.8500 ± {statistics.stdev([0.8, 0.9]):.4f}"
     assert table.rows[2][2] == "0.2500 ± 0.0000"
+
+
+# ----------------------------------------------------------------------------
+# seqlab tune
+
+SPACE = "model.hidden_size: {type: int, low: 4, high: 6}\ntrain.lr: {type: float, low: 0.001, high: 0.01, log: true}\n"
+
+
+def _tune_argv(data: Path, out: Path, trials: int, *extra) -> list:
+    return ["tune", "--model", "gru", "--data", data, "--trials", str(trials), "--space", out.parent / "space.yaml",
+            "--epochs", "1", "--set", "train.baselines=false", "--out", out, *extra]
+
+
+def test_tune_continues_the_study_and_best_yaml_trains_the_best_trial(tmp_path, capsys):
+    import optuna
+
+    data = write_waves(tmp_path / "waves.npz")
+    (tmp_path / "space.yaml").write_text(SPACE)
+    out = tmp_path / "tune"
+    assert run_cli(capsys, *_tune_argv(data, out, 1))[0] == 0
+    status, printed, _ = run_cli(capsys, *_tune_argv(data, out, 2))  # as after a kill: one trial left to run
+    assert status == 0 and printed.count("trial 1:") == 1 and "trial 0:" not in printed
+    study = optuna.load_study(study_name="gru-waves", storage=f"sqlite:///{out / 'study.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    for trial in study.trials:
+        assert 4 <= trial.params["model.hidden_size"] <= 6
+        assert json.loads((out / "trials" / f"trial-{trial.number:04d}" / "metrics.json").read_text())["val"]["loss"] \
+            == pytest.approx(trial.value)
+    status, _, _ = run_cli(capsys, "train", "--config", out / "best.yaml", "--out", tmp_path / "best", "--quiet")
+    assert status == 0
+    again = json.loads((tmp_path / "best" / "metrics.json").read_text())
+    assert again["val"]["loss"] == pytest.approx(study.best_value, rel=1e-5)
+    report = (out / "report.md").read_text()
+    assert "optimization-history.png" in report
+    assert re.search(rf"\|\s+{study.best_trial.number}\s+\|\s+{study.best_value:.4f}", report)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--trials", "0"], "--trials: expected an integer in 1..100000, got 0"),
+    (["--trials", "2", "--storage", "sqlite:////no/such/folder/study.db"], "--storage sqlite:////no/such/folder"),
+    (["--trials", "2", "--storage", "postgresql://user:secret@127.0.0.1:1/db"], "--storage"),
+    (["--trials", "2", "--space", "missing.yaml"], "--space missing.yaml: file not found"),
+])
+def test_tune_refuses_bad_input_in_one_line(tmp_path, capsys, argv, message):
+    status, _, err = run_cli(capsys, "tune", "--model", "gru", "--data", "digits", *argv, "--out", tmp_path / "t")
+    assert status == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "secret" not in err
+
+
+def test_tune_space_file_errors_name_the_key(tmp_path):
+    from seqlab.errors import SeqlabError
+    from seqlab.experiments.tune import read_space
+
+    path = tmp_path / "space.yaml"
+    path.write_text("train.lr: {type: float, low: 0.1, high: 0.01}\n")
+    with pytest.raises(SeqlabError, match=r"train.lr: expected numbers low <= high"):
+        read_space(path)
+    path.write_text("lr: {type: float, low: 0.1, high: 1}\n")
+    with pytest.raises(SeqlabError, match=r"lr: expected a config key section.name"):
+        read_space(path)
+
+
+@pytest.mark.slow
+def test_two_tune_workers_share_one_study(tmp_path):
+    """Two processes of `seqlab tune` on one SQLite study: the trials of both land in it."""
+    import os
+    import subprocess
+    import sys
+
+    import optuna
+
+    data = write_waves(tmp_path / "waves.npz")
+    (tmp_path / "space.yaml").write_text(SPACE)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent / "src")}
+    workers = [subprocess.Popen([sys.executable, "-m", "seqlab", *map(str, _tune_argv(
+        data, tmp_path / f"worker{k}", 4, "--storage", storage, "--study", "shared"))], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(2)]
+    for worker in workers:
+        _, err = worker.communicate(timeout=600)
+        assert worker.returncode == 0, err[-2000:]
+    study = optuna.load_study(study_name="shared", storage=storage)
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert 4 <= len(finished) <= 5  # each worker stops once the study holds 4; one may be running meanwhile
+    assert len({t.user_attrs["worker"] for t in finished}) == 2
+    assert len({t.number for t in finished}) == len(finished)

@@ -625,6 +625,45 @@ def _experiment_parsers(commands) -> None:
     compare.add_argument("--overwrite", action="store_true",
                          help="retrain cells whose folder holds a run of a different config (default: refuse)")
     compare.add_argument("--quiet", action="store_true", help="no progress lines")
+    _tune_parser(commands)
+
+
+def _tune_parser(commands) -> None:
+    tune = commands.add_parser(
+        "tune", help="search hyperparameters with Optuna (TPE, pruning); best.yaml and a report",
+        description="Train --trials runs of --model on --data, each with settings drawn by Optuna's TPE sampler "
+        "from the search space (defaults per model: learning rate, batch size, hidden size, layers, dropout, "
+        "head; or --space FILE), minimising the validation loss (forecast: validation RMSE); unpromising trials "
+        "are pruned after each epoch. The study is kept in OUT/study.db (SQLite), so a killed tune continues "
+        "when the same command is run again, until the study holds --trials finished trials. --storage URL "
+        "shares one study between workers on several machines. Writes OUT/trials/trial-NNNN (run folders), "
+        "OUT/best.yaml (seqlab train --config OUT/best.yaml trains the best trial again), OUT/report.md and "
+        "OUT/report.html (the trials and Optuna's plots).",
+        epilog="Example: seqlab tune --model gru --data aeon:BasicMotions --trials 30 --epochs 20 --out runs/tune",
+    )
+    tune.add_argument("--model", required=True, help="model name (`seqlab models`) or a config file")
+    tune.add_argument("--data", required=True, help="data spec (`seqlab datasets`)")
+    tune.add_argument("--trials", type=int, required=True,
+                      help="finished (complete or pruned) trials the study should hold; a rerun adds the missing ones")
+    tune.add_argument("--space", type=Path, help="YAML search space: KEY: {type: int|float, low, high, log} or "
+                      "{type: categorical, choices: [...]}, KEY a config key such as train.lr (see the README)")
+    tune.add_argument("--storage", help="Optuna storage URL shared by several workers, e.g. "
+                      "postgresql://USER:PASSWORD@HOST/DB (needs psycopg2) or sqlite:///PATH "
+                      "(default: sqlite in OUT/study.db)")
+    tune.add_argument("--study", help="study name in the storage (default MODEL-DATA)")
+    tune.add_argument("--seed", type=int, default=0, help="seed of every trial's run and of the sampler (default 0)")
+    _common_flags(tune)
+    tune.add_argument("--out", type=Path, required=True, help="folder for the trials, study.db, best.yaml, report")
+    tune.add_argument("--quiet", action="store_true", help="no line per trial")
+
+
+def cmd_tune(args) -> None:
+    from seqlab.experiments.tune import read_space, tune
+
+    common = build_tree(args, GRID_FLAGS)
+    common.setdefault("train", {})["seed"] = args.seed
+    tune(args.model, args.data, args.trials, args.out, common, read_space(args.space) if args.space else None,
+         args.storage, args.study, args.seed, args.quiet)
 
 
 def cmd_compare(args) -> None:
@@ -647,7 +686,7 @@ COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "train": cmd_train, 
             "predict": cmd_predict, "forecast": cmd_forecast, "generate": cmd_generate, "sine": cmd_sine,
             "export": cmd_export, "stream": cmd_stream, "inspect": cmd_inspect, "explain": cmd_explain,
             "profile": cmd_profile, "demo": cmd_demo, "lr-find": cmd_lr_find,
-            "compare": cmd_compare}
+            "compare": cmd_compare, "tune": cmd_tune}
 
 
 def main(argv: list[str] | None = None) -> int:
