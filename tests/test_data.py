@@ -83,7 +83,7 @@ def test_ts_univariate_and_trailing_missing_values(tmp_path):
     "text,message",
     [
         ("@problemName X\n@classLabel true a\n1,2:a\n", r"X.ts:3: expected a header line starting with '@' before @data"),
-        ("@problemName X\n@data\n1,2:a\n", r"malformed header: expected a @classLabel line before @data"),
+        ("@problemName X\n@data\n1,2:a\n", r"malformed header: expected a @classLabel \(classification\) or @targetLabel \(regression\) line before @data"),
         ("@problemName X\n@classLabel true a\n", r"malformed header: no @data line found"),
         ("@timeStamps true\n@classLabel true a\n@data\n", r"X.ts:1: time-stamped series"),
         ("@univariate maybe\n", r"X.ts:1: @univariate expects true or false, got 'maybe'"),

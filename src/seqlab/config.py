@@ -10,7 +10,7 @@ here or beside the component that owns them:
 * ``forecast`` -> :class:`ForecastConfig` (task ``forecast``)
 * ``lm`` -> :class:`LMConfig` (task ``lm``)
 
-plus ``task``: ``classification``, ``forecast`` or ``lm`` (``auto`` picks it
+plus ``task``: ``classification``, ``regression``, ``forecast`` or ``lm`` (``auto`` picks it
 from the data spec: ``sine``, ``airline`` and ``series:`` are forecasts,
 ``text:`` is language modelling, everything else classification).
 
@@ -301,7 +301,7 @@ class LMConfig:
 # The model section's keys a language model (RecurrentLM) takes besides name; the lm task refuses any other.
 LM_MODEL_OPTIONS = ("hidden_size", "num_layers", "dropout", "nonlinearity", "backend")
 
-TASKS = ("classification", "forecast", "lm")
+TASKS = ("classification", "regression", "forecast", "lm")
 FORECAST_DATA = ("sine", "airline")
 SECTIONS = ("data", "model", "train", "forecast", "lm")
 
@@ -327,7 +327,7 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self.data)
-        if self.task != "classification":  # the keys it would refuse (see refuse_unused)
+        if self.task not in SEQUENCE_TASKS:  # the keys it would refuse (see refuse_unused)
             data = {k: v for k, v in data.items() if k not in CLASSIFICATION_DATA_KEYS}
         tree = {
             "task": self.task,
@@ -521,7 +521,9 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = value
 
 
-# data keys that only classification reads; forecast and lm refuse them (they split and scale by their own section)
+# tasks with one label or target vector per sequence: they read the data section's split and scaling keys
+SEQUENCE_TASKS = ("classification", "regression")
+# data keys that only classification and regression read; forecast and lm refuse them (they split and scale by their own section)
 CLASSIFICATION_DATA_KEYS = ("val_fraction", "test_fraction", "normalize", "options")
 
 

@@ -15,7 +15,8 @@ from seqlab.training.evaluate import predict_proba
 
 def predict_file(run_dir: str | Path | None, input_path: str | Path, out_path: str | Path,
                  onnx: str | Path | None = None, workers: int | None = None) -> int:
-    """Write one row per sequence: id, predicted class, one probability per class.
+    """Write one row per sequence: id, predicted class, one probability per class (a regression run: id and
+    one predicted value per target).
 
     The model is the run folder's, or with ``onnx`` an ONNX file written by
     ``seqlab export --format onnx`` (run by :class:`seqlab.export.OnnxModel`
@@ -25,10 +26,12 @@ def predict_file(run_dir: str | Path | None, input_path: str | Path, out_path: s
     model_file = Path(onnx) if onnx is not None else Path(run_dir) / MODEL_FILE
     check_output_path(Path(out_path), "--out", [Path(input_path), model_file])
     data, labels = read_inputs(input_path)
+    run = load_run(run_dir) if onnx is None else None
+    if run is not None and run.task == "regression":
+        return _predict_targets(run, data, labels, Path(input_path), Path(out_path))
     if onnx is not None:
         probabilities, class_names = _onnx_probabilities(Path(onnx), data, Path(input_path), workers)
     else:
-        run = load_run(run_dir)
         require_task(run, "classification", "predict")
         features = run.extras["features"]
         if data.features != features:
@@ -43,6 +46,27 @@ def predict_file(run_dir: str | Path | None, input_path: str | Path, out_path: s
         for row, label in zip(rows, labels):
             row.append(_label_text(label))
     write_csv(Path(out_path), header, rows)
+    return len(rows)
+
+
+def _predict_targets(run, data, labels, input_path: Path, out_path: Path) -> int:
+    """``id``, ``predicted_<target>`` per target, and ``<target>`` (the truth) when the input carries it."""
+    from seqlab.tasks.regression import predict_sequences
+
+    features = run.extras["features"]
+    if data.features != features:
+        raise SeqlabError(f"{input_path}: sequences have {data.features} features; the run expects {features}")
+    names = list(run.extras["target_names"])
+    prediction = predict_sequences(run, data)  # (N, K)
+    header = ["id"] + [f"predicted_{name}" for name in names]
+    rows = [[data.ids[i]] + [f"{v:.6g}" for v in prediction[i]] for i in range(len(data))]
+    if labels is not None:
+        truth = np.asarray(labels).reshape(len(data), -1)
+        if truth.shape[1] == len(names):
+            header += names
+            for row, values in zip(rows, truth):
+                row.extend(_label_text(v) for v in values)
+    write_csv(out_path, header, rows)
     return len(rows)
 
 

@@ -151,6 +151,7 @@ def load_run(path: str | Path) -> Run:
 # What each task's commands read from ``checkpoint["extras"]``, with its type.
 TASK_EXTRAS = {
     "classification": {"normalizer": dict, "class_names": list, "features": int},
+    "regression": {"normalizer": dict, "targets": dict, "target_names": list, "features": int},
     "forecast": {"transform": dict, "columns": list},
     "lm": {"vocab": list},
 }

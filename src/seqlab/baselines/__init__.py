@@ -1,6 +1,7 @@
 """Baselines every run is measured against, one module per task, and the warning when the model loses.
 
 * :mod:`~seqlab.baselines.classification`: majority class, MiniRocket.
+* :mod:`~seqlab.baselines.regression`: the training mean, MiniRocket with a ridge regression.
 * :mod:`~seqlab.baselines.forecast`: naive, seasonal naive, naive in the
   run's transformed space, ETS, ARIMA.
 * :mod:`~seqlab.baselines.lm`: unigram and an interpolated Kneser-Ney

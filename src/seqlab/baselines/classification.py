@@ -43,7 +43,7 @@ def to_channels_first(data: SequenceSet, steps: int) -> np.ndarray:
     return np.ascontiguousarray(X.transpose(0, 2, 1))  # (N, F, steps)
 
 
-def _longest(data: SequenceSet) -> int:
+def longest_steps(data: SequenceSet) -> int:
     return int(data.lengths.max()) if data.lengths is not None else data.steps
 
 
@@ -76,7 +76,7 @@ def _fit_predict(fit_parts: list[SequenceSet], test: SequenceSet, seed: int, n_k
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    steps = max(MINIROCKET_MIN_STEPS, *(_longest(part) for part in fit_parts))
+    steps = max(MINIROCKET_MIN_STEPS, *(longest_steps(part) for part in fit_parts))
     pipeline = make_pipeline(MiniRocket(n_kernels=n_kernels, random_state=seed), StandardScaler(with_mean=False),
                              RidgeClassifierCV(alphas=np.logspace(-3, 3, 10)))
     X = np.concatenate([to_channels_first(part, steps) for part in fit_parts])  # (N, F, steps)

@@ -19,7 +19,8 @@ class SequenceSet:
 
     Attributes:
         X: (N, T, F) float32; steps at or after a sequence's length are zero.
-        y: (N,) int64 class indices, or None when unlabelled.
+        y: (N,) int64 class indices, (N, K) float32 regression targets, or None
+            when unlabelled.
         lengths: (N,) int64 valid steps per sequence, or None when every
             sequence has all T steps.
         ids: (N,) identifiers carried into predictions (row numbers or the
@@ -63,8 +64,9 @@ class DataBundle:
 
     Attributes:
         name: the data spec it was loaded from.
-        class_names: label of each class index.
+        class_names: label of each class index (empty for regression).
         feature_names: name of each of the F features.
+        target_names: name of each of the K regression targets (empty for classification).
     """
 
     name: str
@@ -73,6 +75,7 @@ class DataBundle:
     test: SequenceSet
     class_names: list[str]
     feature_names: list[str] = field(default_factory=list)
+    target_names: list[str] = field(default_factory=list)
 
     @property
     def input_size(self) -> int:
@@ -170,12 +173,12 @@ def check_classes(y: np.ndarray, class_names: list[str], source: str) -> None:
 def stratified_split(
     data: SequenceSet, fraction: float, seed: int, source: str
 ) -> tuple[SequenceSet, SequenceSet]:
-    """Split off ``fraction`` of ``data``, stratified by label when possible."""
+    """Split off ``fraction`` of ``data``, stratified by class label when possible (targets: shuffled)."""
     index = np.arange(len(data))
     held = max(1, int(round(fraction * len(data))))
     if len(data) - held < 1:
         raise SeqlabError(f"{source}: {len(data)} sequences are too few to split")
-    stratify = data.y
+    stratify = data.y if data.y is not None and data.y.dtype.kind in "iu" else None
     if stratify is not None:
         counts = np.bincount(stratify)
         counts = counts[counts > 0]

@@ -57,6 +57,8 @@ class DEAPOptions:
             training windows' trials only; or ``none``.
         labels: ``valence``, ``arousal`` (2 classes: low, high) or
             ``quadrant`` (HVHA, HVLA, LVHA, LVLA). High means rating >= threshold.
+            Task ``regression`` reads the continuous ratings instead (1..9):
+            ``valence``, ``arousal``, or both (``quadrant``).
         threshold: the rating from which a score counts as high (5).
         split: ``trial`` (within each subject, whole trials go to train,
             validation or test), ``subject`` (leave subjects out), or
@@ -101,6 +103,12 @@ def class_names(options: DEAPOptions) -> list[str]:
     if options.labels == "quadrant":
         return list(QUADRANTS)
     return [f"low {options.labels}", f"high {options.labels}"]
+
+
+def trial_ratings(ratings: np.ndarray, options: DEAPOptions) -> np.ndarray:
+    """(40, 4) ratings -> (40, K) float32 regression targets: valence, arousal, or both (``quadrant``)."""
+    columns = {"valence": [0], "arousal": [1], "quadrant": [0, 1]}[options.labels]
+    return ratings[:, columns].astype(np.float32)
 
 
 def trial_labels(ratings: np.ndarray, options: DEAPOptions) -> np.ndarray:
@@ -266,7 +274,8 @@ class DEAPWindows(Dataset):
         return (x - self.shift) / self.scale  # (W, C)
 
     def __getitem__(self, i: int):
-        return torch.from_numpy(self.window_array(i)), self.window, int(self.y[i])
+        target = torch.from_numpy(self.y[i]) if self.y.dtype.kind == "f" else int(self.y[i])  # (K,) or a class
+        return torch.from_numpy(self.window_array(i)), self.window, target
 
     def __getstate__(self):  # file descriptors do not travel to worker processes
         state = dict(self.__dict__)
@@ -305,7 +314,7 @@ def _split_trials(subjects: int, options: DEAPOptions, val_fraction: float, test
 
 
 def load_deap(folder: str | Path, options: DEAPOptions, val_fraction: float, test_fraction: float,
-              seed: int) -> DataBundle:
+              seed: int, regression: bool = False) -> DataBundle:
     folder = Path(folder)
     if not folder.is_dir():
         raise SeqlabError(f"deap:{folder}: folder not found")
@@ -321,11 +330,11 @@ def load_deap(folder: str | Path, options: DEAPOptions, val_fraction: float, tes
     if unknown:
         raise SeqlabError(f"data.options.test_subjects: subject {unknown[0]} is not among {numbers}")
     test_subjects = [numbers.index(n) for n in options.test_subjects]
-    labels = [trial_labels(s.labels, options) for s in subjects]
+    labels = [(trial_ratings if regression else trial_labels)(s.labels, options) for s in subjects]
 
     def windows(pairs):
         index = np.array([(s, t, start) for s, t in pairs for start in starts], dtype=np.int64).reshape(-1, 3)
-        return index, np.array([labels[s][t] for s, t, _ in index], dtype=np.int64)
+        return index, np.array([labels[s][t] for s, t, _ in index], dtype=np.float32 if regression else np.int64)
 
     if options.split == "random":
         message = ("data.options.split=random: windows of one trial land on both sides of the split, so test "
@@ -342,6 +351,9 @@ def load_deap(folder: str | Path, options: DEAPOptions, val_fraction: float, tes
     shift, scale = _scaling(subjects, sides[0][0], options)
     sets = [DEAPWindows(subjects, index, window, y, shift, scale) for index, y in sides]
     channels = options.channels or EEG_CHANNELS
+    if regression:
+        names = ["valence", "arousal"] if options.labels == "quadrant" else [options.labels]
+        return DataBundle(f"deap:{folder}", sets[0], sets[1], sets[2], [], list(channels), names)
     return DataBundle(f"deap:{folder}", sets[0], sets[1], sets[2], class_names(options), list(channels))
 
 

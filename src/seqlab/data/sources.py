@@ -23,6 +23,7 @@ from seqlab.config import DataConfig
 from seqlab.data.dataset import (
     DataBundle,
     SequenceSet,
+    MAX_ABS_VALUE,
     check_classes,
     check_finite,
     encode_labels,
@@ -44,6 +45,7 @@ class LoadedFile:
     ids: np.ndarray | None = None
     class_names: list[str] | None = None  # declared order, when the format has one
     feature_names: list[str] | None = None
+    targets: bool = False  # the labels are regression targets (a .ts file's @targetLabel true)
 
 
 # ----------------------------------------------------------------------------
@@ -51,7 +53,8 @@ class LoadedFile:
 
 
 def read_npz(path: Path) -> LoadedFile:
-    """``.npz`` with ``X`` (N, T, F) or (N, T), ``y`` (N,), optional ``lengths`` (N,)."""
+    """``.npz`` with ``X`` (N, T, F) or (N, T), ``y`` (N,) (or (N, K) regression targets), optional
+    ``lengths`` (N,)."""
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -80,8 +83,9 @@ def read_npz(path: Path) -> LoadedFile:
     if 0 in X.shape:
         raise SeqlabError(f"{path}: X: expected at least one sequence of one step and one feature, got shape {X.shape}")
     X = X.astype(np.float32)
-    if y is not None and y.ndim != 1:
-        raise SeqlabError(f"{path}: y: expected one label per sequence, shape ({len(X)},), got {y.shape}")
+    if y is not None and (y.ndim not in (1, 2) or (y.ndim == 2 and y.dtype.kind not in "fiu")):
+        raise SeqlabError(f"{path}: y: expected one label per sequence, shape ({len(X)},), or K numeric targets, "
+                          f"shape ({len(X)}, K), got {y.dtype} {y.shape}")
     if y is not None and len(y) != len(X):
         raise SeqlabError(f"{path}: X has {len(X)} sequences but y has {len(y)}; expected equal counts")
     if lengths is not None:
@@ -148,7 +152,7 @@ def read_ts_file(path: Path) -> LoadedFile:
     content = read_ts(path)
     X, lengths = pad_sequences(content.series, str(path))
     labels = np.array(content.labels) if content.labels is not None else None
-    return LoadedFile(X, lengths, labels, class_names=content.class_names)
+    return LoadedFile(X, lengths, labels, class_names=content.class_names, targets=content.targets)
 
 
 READERS: dict[str, Callable[[Path], LoadedFile]] = {".npz": read_npz, ".csv": read_csv, ".ts": read_ts_file}
@@ -200,12 +204,18 @@ PREFIXES = {
     "aeon:NAME": "a UEA/UCR pair shipped inside the aeon package (for example aeon:BasicMotions, aeon:JapaneseVowels)",
     "ut-har:DIR": "UT-HAR WiFi CSI in SenseFi's layout (data/X_*.csv, label/y_*.csv): 250 x 90, 7 activities",
     "deap:DIR": "DEAP data_preprocessed_python (s01.dat ... s32.dat): EEG windows, valence/arousal/quadrant labels",
+    "ntu-fi-har:DIR": "NTU-Fi HAR in SenseFi's layout (train_amp/, test_amp/ of CLASS/*.mat with CSIamp 3 x 114 x "
+                      "2000): 500 x 342, 6 activities",
+    "ntu-fi-humanid:DIR": "NTU-Fi HumanID in the same layout: 500 x 342, 14 people (gait)",
+    "widar:DIR": "Widar BVP in SenseFi's layout (train/, test/ of CLASS/*.csv, 22 x 20 x 20 each): 22 x 400, "
+                 "22 gestures",
 }
 
 FILE_FORMATS = {
-    "PATH.npz": "arrays X (N, T, F), y (N,), optional lengths (N,)",
+    "PATH.npz": "arrays X (N, T, F), y (N,) (task regression: float y (N,) or (N, K)), optional lengths (N,)",
     "PATH.csv": "one row per time step: columns id, optional label, then features",
-    "NAME_TRAIN.ts": "UEA/UCR format; pairs with NAME_TEST.ts beside it as the test split",
+    "NAME_TRAIN.ts": "UEA/UCR format (@classLabel, or @targetLabel for regression); pairs with NAME_TEST.ts "
+                     "beside it as the test split",
 }
 
 
@@ -271,11 +281,18 @@ def load_data(config: DataConfig, seed: int = 0) -> DataBundle:
 
         options = from_dict(DEAPOptions, config.options, "data.options")
         return load_deap(config.spec[len("deap:"):], options, config.val_fraction, config.test_fraction, seed)
+    if config.spec.startswith(("ntu-fi-har:", "ntu-fi-humanid:", "widar:")):
+        from seqlab.data.sensefi import SenseFiOptions, load_ntu_fi, load_widar
+
+        options = from_dict(SenseFiOptions, config.options, "data.options")
+        loader = load_widar if config.spec.startswith("widar:") else load_ntu_fi
+        return loader(config.spec, options, config.val_fraction, seed)
     if config.options:
         raise SeqlabError(f"data.options: {config.spec!r} takes no source options, got {sorted(config.options)}")
     train_file, test_file = _open_spec(config.spec)
     if train_file.labels is None:
         raise SeqlabError(f"data {config.spec!r}: no labels found; classification needs y / a label column / @classLabel true")
+    _refuse_targets(train_file, config.spec)
     if test_file is not None:
         train_file, test_file = _merge_train_test(train_file, test_file, config.spec)
         if test_file.labels is None:
@@ -294,6 +311,82 @@ def load_data(config: DataConfig, seed: int = 0) -> DataBundle:
         pool, test = stratified_split(everything, config.test_fraction, seed, config.spec)
     train, val = stratified_split(pool, config.val_fraction, seed, config.spec)
     return DataBundle(config.spec, train, val, test, names, train_file.feature_names or [])
+
+
+def _refuse_targets(loaded: LoadedFile, spec: str) -> None:
+    """Classification of regression targets: a .ts file's @targetLabel, or y with fractional values."""
+    labels = np.asarray(loaded.labels)
+    fractional = labels.dtype.kind == "f" and bool(np.any(np.isfinite(labels) & (labels != np.round(labels))))
+    if loaded.targets or fractional or labels.ndim != 1:
+        what = "@targetLabel true" if loaded.targets else ("fractional values in y" if fractional
+                                                              else f"y of shape {labels.shape}")
+        raise SeqlabError(f"data {spec!r}: holds regression targets ({what}); expected class labels for "
+                          "classification, or set task: regression (--set task=regression)")
+
+
+def _targets(loaded: LoadedFile, source: str) -> np.ndarray:
+    """Raw labels -> (N, K) float32 regression targets, refusing text and NaN or Inf."""
+    if loaded.labels is None:
+        raise SeqlabError(f"{source}: no targets found; regression needs y / a label column / @targetLabel true")
+    if loaded.class_names is not None:
+        raise SeqlabError(f"{source}: holds class labels (@classLabel true); regression needs numeric targets "
+                          "(@targetLabel true)")
+    raw = np.asarray(loaded.labels)
+    try:
+        y = raw.astype(np.float64)
+    except ValueError:
+        first = next(v for v in raw.reshape(-1) if not _is_number(v))
+        raise SeqlabError(f"{source}: target {str(first)[:40]!r} is not a number; regression needs numeric "
+                          "targets") from None
+    y = y.reshape(len(y), -1)  # (N, K)
+    bad = ~np.isfinite(y) | (np.abs(y) > MAX_ABS_VALUE)
+    if bad.any():
+        n, k = np.argwhere(bad)[0]
+        raise SeqlabError(f"{source}: target of sequence {n} (column {k}) is {y[n, k]:g}; expected finite "
+                          f"values within +-{MAX_ABS_VALUE:g}")
+    return y.astype(np.float32)
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def load_regression_data(config: DataConfig, seed: int = 0) -> DataBundle:
+    """Load ``config.spec`` with numeric targets y (N, K) and split it (seeded, not stratified).
+
+    ``bundle.class_names`` stays empty; ``bundle.target_names`` names the K targets.
+    """
+    from seqlab.config import from_dict
+
+    if config.spec.startswith("deap:"):
+        from seqlab.data.deap import DEAPOptions, load_deap
+
+        options = from_dict(DEAPOptions, config.options, "data.options")
+        return load_deap(config.spec[len("deap:"):], options, config.val_fraction, config.test_fraction, seed,
+                         regression=True)
+    if config.options:
+        raise SeqlabError(f"data.options: {config.spec!r} takes no source options for regression, got "
+                          f"{sorted(config.options)}")
+    train_file, test_file = _open_spec(config.spec)
+    y = _targets(train_file, f"data {config.spec!r}")
+    pool = SequenceSet(train_file.X, y, train_file.lengths, train_file.ids)
+    if test_file is not None:
+        train_file, test_file = _merge_train_test(train_file, test_file, config.spec)
+        y_test = _targets(test_file, f"data {config.spec!r} (test)")
+        if y_test.shape[1] != y.shape[1]:
+            raise SeqlabError(f"data {config.spec!r}: train has {y.shape[1]} targets but test has "
+                              f"{y_test.shape[1]}; expected equal")
+        pool = SequenceSet(train_file.X, y, train_file.lengths, train_file.ids)
+        test = SequenceSet(test_file.X, y_test, test_file.lengths, test_file.ids)
+    else:
+        pool, test = stratified_split(pool, config.test_fraction, seed, config.spec)
+    train, val = stratified_split(pool, config.val_fraction, seed, config.spec)
+    names = ["target"] if y.shape[1] == 1 else [f"target{k}" for k in range(y.shape[1])]
+    return DataBundle(config.spec, train, val, test, [], train_file.feature_names or [], names)
 
 
 def read_inputs(path: str | Path) -> tuple[SequenceSet, np.ndarray | None]:

@@ -1,4 +1,4 @@
-"""Generated stand-ins for data sets that cannot ship: UT-HAR and DEAP files in their real layouts.
+"""Generated stand-ins for data sets that cannot ship: UT-HAR, NTU-Fi, Widar and DEAP files in their real layouts.
 
 The tests, the memory benchmark and anyone without the real downloads use
 these to exercise the real loaders. The classes are learnable: each class
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqlab.data import deap, ut_har
+from seqlab.data import deap, sensefi, ut_har
 
 
 def _activity(rng, label: int, steps: int, features: int) -> np.ndarray:
@@ -63,4 +63,33 @@ def write_deap(folder: str | Path, subjects: int = 2, samples: int = deap.SAMPLE
     for number in range(1, subjects + 1):
         with (folder / f"s{number:02d}.dat").open("wb") as handle:
             pickle.dump(deap_subject(rng, samples), handle, protocol=protocol)
+    return folder
+
+
+def write_ntu_fi(folder: str | Path, classes=("box", "walk"), sizes=(3, 1), seed: int = 0) -> Path:
+    """SenseFi's NTU-Fi layout: ``train_amp/CLASS/*.mat`` and ``test_amp/CLASS/*.mat`` of ``CSIamp`` (342, 2000),
+    ``sizes`` files per class in each."""
+    from scipy.io import savemat
+
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    for part, n in zip(("train_amp", "test_amp"), sizes):
+        for label, name in enumerate(classes):
+            (folder / part / name).mkdir(parents=True, exist_ok=True)
+            for k in range(n):
+                x = _activity(rng, label, sensefi.PACKETS, sensefi.NTU_FI_FEATURES).T * 4 + 20  # (342, 2000)
+                savemat(folder / part / name / f"{name}_{k}.mat", {"CSIamp": x.astype(np.float32)})
+    return folder
+
+
+def write_widar(folder: str | Path, classes=("push", "sweep"), sizes=(3, 1), seed: int = 0) -> Path:
+    """SenseFi's Widar layout: ``train/CLASS/*.csv`` and ``test/CLASS/*.csv``, 22 rows of 400 BVP values each."""
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    for part, n in zip(("train", "test"), sizes):
+        for label, name in enumerate(classes):
+            (folder / part / name).mkdir(parents=True, exist_ok=True)
+            for k in range(n):
+                x = _activity(rng, label, sensefi.WIDAR_STEPS, sensefi.WIDAR_FEATURES) * 1e-3  # (22, 400)
+                np.savetxt(folder / part / name / f"{name}_{k}.csv", x, delimiter=",", fmt="%.6g")
     return folder

@@ -2,9 +2,10 @@
 
 A file is a header of ``@key value`` lines (``@problemName``,
 ``@timeStamps``, ``@missing``, ``@univariate``, ``@dimensions``,
-``@equalLength``, ``@seriesLength``, ``@classLabel true c1 c2 ...``), then
-``@data`` and one case per line: the dimensions separated by ``:``, the
-values of a dimension by ``,``, and the class label last. Lines starting
+``@equalLength``, ``@seriesLength``, ``@classLabel true c1 c2 ...`` or, for
+regression, ``@targetLabel true``), then ``@data`` and one case per line:
+the dimensions separated by ``:``, the values of a dimension by ``,``, and
+the class label (or the numeric target) last. Lines starting
 with ``#`` or ``%`` are comments. Univariate, multivariate and
 variable-length series are read; time-stamped series are not.
 """
@@ -25,15 +26,17 @@ class TsFile:
 
     Attributes:
         series: one (T_i, F) float64 array per case.
-        labels: the class label of each case as text, or None.
+        labels: the class label (or the target) of each case as text, or None.
         class_names: the labels declared by ``@classLabel``, in header order.
         problem: ``@problemName``.
+        targets: the labels are regression targets (``@targetLabel true``).
     """
 
     series: list[np.ndarray]
     labels: list[str] | None
     class_names: list[str] | None
     problem: str
+    targets: bool = False
 
 
 def _flag(value: str, key: str, path: Path, line_no: int) -> bool:
@@ -50,6 +53,7 @@ def read_ts(path: str | Path) -> TsFile:
     header: dict[str, str] = {}
     class_names: list[str] | None = None
     has_labels = None
+    targets = False
     series: list[np.ndarray] = []
     labels: list[str] = []
     in_data = False
@@ -67,7 +71,8 @@ def read_ts(path: str | Path) -> TsFile:
                 if key == "data":
                     in_data = True
                     if has_labels is None:
-                        raise SeqlabError(f"{path}: malformed header: expected a @classLabel line before @data")
+                        raise SeqlabError(f"{path}: malformed header: expected a @classLabel (classification) or "
+                                          "@targetLabel (regression) line before @data")
                     if "dimensions" in header:
                         try:
                             dimensions = int(header["dimensions"])
@@ -80,16 +85,27 @@ def read_ts(path: str | Path) -> TsFile:
                     words = value.split()
                     if not words:
                         raise SeqlabError(f"{path}:{line_no}: @classLabel expects true or false")
-                    has_labels = _flag(words[0], "classLabel", path, line_no)
-                    class_names = words[1:] if has_labels else None
-                    if has_labels and not class_names:
+                    declared = _flag(words[0], "classLabel", path, line_no)
+                    if declared and targets:
+                        raise SeqlabError(f"{path}:{line_no}: @classLabel true after @targetLabel true; expected "
+                                          "one kind of label")
+                    if not targets:
+                        has_labels = declared
+                    class_names = words[1:] if declared else None
+                    if declared and not class_names:
                         raise SeqlabError(f"{path}:{line_no}: @classLabel true expects the class names after it")
+                elif key == "targetlabel":
+                    targets = _flag(value, "targetLabel", path, line_no)
+                    if targets and has_labels:
+                        raise SeqlabError(f"{path}:{line_no}: @targetLabel true after @classLabel true; expected "
+                                          "one kind of label")
+                    has_labels = targets or bool(has_labels)
                 elif key == "timestamps":
                     if _flag(value, "timeStamps", path, line_no):
                         raise SeqlabError(f"{path}:{line_no}: time-stamped series (@timeStamps true) are not supported")
                 elif key in ("missing", "univariate", "equallength"):
                     _flag(value, key, path, line_no)
-                elif key not in ("problemname", "dimensions", "serieslength", "targetlabel"):
+                elif key not in ("problemname", "dimensions", "serieslength"):
                     raise SeqlabError(f"{path}:{line_no}: unknown header line @{key}")
                 header[key] = value.strip()
                 continue
@@ -131,4 +147,4 @@ def read_ts(path: str | Path) -> TsFile:
         for i, s in enumerate(series):
             if len(s) != expected:
                 raise SeqlabError(f"{path}: case {i + 1} has {len(s)} steps; @seriesLength declares {expected}")
-    return TsFile(series, labels if has_labels else None, class_names, header.get("problemname", path.stem))
+    return TsFile(series, labels if has_labels else None, class_names, header.get("problemname", path.stem), targets)

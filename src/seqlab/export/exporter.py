@@ -68,8 +68,9 @@ FIXED_LENGTH = ("cnn-gru", "cnn-gru-parallel", "cnn-lstm-parallel")
 
 
 def export_spec(run: Run, fixed_length: bool = False) -> ExportSpec:
-    """Classification: raw features (normaliser inside), or token ids for token models, and, where the
-    model packs, lengths (unless ``fixed_length``: every sequence of a batch then has the batch's length).
+    """Classification and regression: raw features (the normaliser inside, and a regression run's target
+    scaling), or token ids for token models, and, where the model packs, lengths (unless ``fixed_length``:
+    every sequence of a batch then has the batch's length).
     Forecast: the model's own inputs (transformed, scaled series plus covariates).
     Language model: character ids in, logits out."""
     model = use_torch_backend(copy.deepcopy(run.model).eval())  # the fast backend cannot be traced
@@ -122,7 +123,13 @@ def export_spec(run: Run, fixed_length: bool = False) -> ExportSpec:
             x = torch.tensor(z * normalizer.scale + normalizer.shift, dtype=torch.float32)  # (B, T, F)
         return (x, torch.from_numpy(sizes.astype(np.int64))) if variable else (x,)
 
-    module = TokenClassifier(model) if tokens else Deployable(model, normalizer.shift, normalizer.scale)
+    if tokens:
+        module = TokenClassifier(model)
+    elif run.task == "regression":
+        targets = run.extras["targets"]
+        module = Deployable(model, normalizer.shift, normalizer.scale, targets["shift"], targets["scale"])
+    else:
+        module = Deployable(model, normalizer.shift, normalizer.scale)
     return ExportSpec(module.eval(), ["x", "lengths"] if variable else ["x"],
                       [(b, n) for b in (1, 3, 8) for n in lengths], inputs, variable, not fixed)
 
@@ -197,6 +204,8 @@ def label_onnx(path: Path, run: Run) -> None:
     labels = {"seqlab_task": run.task}
     if run.task == "classification":
         labels["seqlab_class_names"] = json.dumps(list(run.class_names))
+    if run.task == "regression":
+        labels["seqlab_target_names"] = json.dumps(list(run.extras["target_names"]))
     for key, value in labels.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value

@@ -17,18 +17,27 @@ class Deployable(nn.Module):
     """Raw features in, model outputs out: the run's normaliser is part of the graph.
 
     ``forward(x (B, T, F)[, lengths (B,)])``; with ``lengths`` the model
-    packs the batch, so each sequence is read at its own length.
+    packs the batch, so each sequence is read at its own length. A
+    regression run's target scaling (``target_shift``, ``target_scale``, (K,))
+    is undone inside the graph too, so the outputs are in the targets' units.
     """
 
-    def __init__(self, model: nn.Module, shift, scale):
+    def __init__(self, model: nn.Module, shift, scale, target_shift=None, target_scale=None):
         super().__init__()
         self.model = model
         self.register_buffer("shift", torch.as_tensor(shift, dtype=torch.float32))
         self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+        self.register_buffer("target_shift", None if target_shift is None else
+                             torch.as_tensor(target_shift, dtype=torch.float32))
+        self.register_buffer("target_scale", None if target_scale is None else
+                             torch.as_tensor(target_scale, dtype=torch.float32))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         x = (x - self.shift) / self.scale
-        return self.model(x) if lengths is None else self.model(x, lengths)  # (B, C)
+        y = self.model(x) if lengths is None else self.model(x, lengths)  # (B, C) or (B, K)
+        if self.target_scale is not None:
+            y = y * self.target_scale + self.target_shift  # (B, K) in the targets' units
+        return y
 
 
 class TokenClassifier(nn.Module):

@@ -66,6 +66,8 @@ def register_model(
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
     values = {**(preset or {}), **preset_values}
+    if "classification" in tasks and not tokens and "regression" not in tasks:
+        tasks = (*tasks, "regression")  # one output vector per sequence: K targets instead of C logits
     _REGISTRY[name] = ModelEntry(name, builder, options, tasks, summary, values, needs_steps, tokens)
 
 

@@ -33,9 +33,14 @@ def prepare_bundle(config: RunConfig, tokens: bool = False) -> tuple[DataBundle,
     Token ids (``tokens``) and data that scales itself (DEAP windows) are not normalised here.
     """
     bundle = load_data(config.data, seed=config.train.seed)
-    kind = "none" if tokens or not isinstance(bundle.train, SequenceSet) else config.data.normalize
-    normalizer = Normalizer.fit(bundle.train, kind) if isinstance(bundle.train, SequenceSet) else \
-        Normalizer.identity(bundle.input_size)
+    return normalize_bundle(bundle, "none" if tokens else config.data.normalize)
+
+
+def normalize_bundle(bundle: DataBundle, kind: str) -> tuple[DataBundle, Normalizer]:
+    """Fit ``kind`` on the training split and apply it to every split; lazy data (DEAP windows) scales itself."""
+    if not isinstance(bundle.train, SequenceSet):
+        return bundle, Normalizer.identity(bundle.input_size)
+    normalizer = Normalizer.fit(bundle.train, kind)
     if kind == "none":
         return bundle, normalizer
     bundle.train = normalizer.transform(bundle.train)
@@ -54,7 +59,7 @@ class ClassificationData:
     variable_length: bool
 
 
-def _part_digest(part) -> list[Any]:
+def part_digest(part) -> list[Any]:
     if isinstance(part, SequenceSet):
         return [part.X, part.lengths, part.y]
     # a lazy dataset (DEAP windows): its index arrays and scaling describe what it reads
@@ -81,7 +86,7 @@ class ClassificationTask(TaskRecipe):
     def fingerprint(self, config: RunConfig, data: ClassificationData) -> str:
         bundle = data.bundle
         return fingerprint(config, bundle.class_names, data.normalizer.state_dict(),
-                           *(x for part in (bundle.train, bundle.val, bundle.test) for x in _part_digest(part)))
+                           *(x for part in (bundle.train, bundle.val, bundle.test) for x in part_digest(part)))
 
     def build(self, config: RunConfig, data: ClassificationData) -> TrainingSetup:
         bundle = data.bundle

@@ -1,4 +1,4 @@
-"""Predictions of a trained model, and the metrics of classification and forecasting."""
+"""Predictions of a trained model, and the metrics of classification, regression and forecasting."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from seqlab.data.dataset import SequenceSet
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, data: SequenceSet, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities (N, C) for every sequence of ``data`` (in memory or a lazy dataset)."""
+def predict_outputs(model: nn.Module, data: SequenceSet, batch_size: int = 256) -> np.ndarray:
+    """The model's outputs (N, C) for every sequence of ``data`` (in memory or a lazy dataset)."""
     model.eval()
     if not isinstance(data, SequenceSet):
         loader = torch.utils.data.DataLoader(data, batch_size=batch_size)
-        return np.concatenate([torch.softmax(model(x).float(), dim=-1).numpy() for x, _, _ in loader])
+        return np.concatenate([model(x).float().numpy() for x, _, _ in loader])
     variable = data.lengths is not None
     chunks = []
     for start in range(0, len(data), batch_size):
@@ -25,9 +25,14 @@ def predict_proba(model: nn.Module, data: SequenceSet, batch_size: int = 256) ->
         if variable:
             lengths = torch.from_numpy(data.lengths[start : start + batch_size])  # (B,)
             x = x[:, : int(lengths.max())]
-        logits = model(x, lengths)  # (B, C)
-        chunks.append(torch.softmax(logits.float(), dim=-1).numpy())
+        chunks.append(model(x, lengths).float().numpy())  # (B, C)
     return np.concatenate(chunks, axis=0)
+
+
+def predict_proba(model: nn.Module, data: SequenceSet, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities (N, C) for every sequence of ``data`` (in memory or a lazy dataset)."""
+    logits = torch.from_numpy(predict_outputs(model, data, batch_size))  # (N, C)
+    return torch.softmax(logits, dim=-1).numpy()
 
 
 def classification_metrics(probabilities: np.ndarray, y: np.ndarray, num_classes: int) -> dict:
@@ -41,6 +46,20 @@ def classification_metrics(probabilities: np.ndarray, y: np.ndarray, num_classes
         "loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()),
         "n": int(len(y)),
         "confusion_matrix": confusion_matrix(y, predicted, labels=labels).astype(int).tolist(),
+    }
+
+
+def regression_metrics(prediction: np.ndarray, truth: np.ndarray) -> dict:
+    """RMSE, MAE (over every target value) and R² (1 - SSE / SST, averaged over the K targets) of
+    ``prediction`` against ``truth``, both (N, K); R² is null for a target that is constant in ``truth``."""
+    error = prediction - truth
+    sst = ((truth - truth.mean(axis=0)) ** 2).sum(axis=0)  # (K,)
+    sse = (error**2).sum(axis=0)  # (K,)
+    return {
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "mae": float(np.mean(np.abs(error))),
+        "r2": float(np.mean(1 - sse / sst)) if np.all(sst > 0) else None,
+        "n": int(len(truth)),
     }
 
 

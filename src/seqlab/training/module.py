@@ -168,11 +168,16 @@ class ClassificationModule(SeqlabModule):
 
 
 class RegressionModule(SeqlabModule):
-    """Mean squared error between the model's output and the target, any shape."""
+    """Mean squared error of any zoo model that maps (B, T, F) -> (B, K) targets (standardised by the task)."""
+
+    def __init__(self, model: nn.Module, lr: float, weight_decay: float, variable_length: bool):
+        super().__init__(model, lr, weight_decay)
+        self.variable_length = variable_length
 
     def batch_loss(self, batch, stage):
-        x, _, y = batch
-        prediction = self.model(x)  # (B, T, C) per step or (B, H*C) direct
+        x, lengths, y = batch
+        x, lengths = trim_batch(x, lengths, self.variable_length)
+        prediction = self.model(x, lengths)  # (B, K)
         return nn.functional.mse_loss(prediction, y), y.numel(), {}
 
 

@@ -166,7 +166,7 @@ def resolve_recipe(train: TrainConfig, task: str, n_train: int = 0, n_val: int =
                    length: int = 1) -> Recipe:
     """Resolve the ``auto`` values of ``train`` for a run (see the module docstring for the rules)."""
     reasons: dict[str, str] = {}
-    adaptive = task == "classification"
+    adaptive = task in ("classification", "regression")
     batch_size = train.batch_size
     if batch_size == "auto":
         batch_size = auto_batch_size(n_train) if adaptive else FIXED["batch_size"]
