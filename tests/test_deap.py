@@ -12,6 +12,7 @@ from seqlab.config import DataConfig
 from seqlab.data import deap
 from seqlab.data.deap import DEAPOptions, trial_labels
 from seqlab.data import load_data
+from seqlab.data import synthetic
 from seqlab.data.synthetic import write_deap
 from seqlab.errors import SeqlabError
 
@@ -92,6 +93,57 @@ def test_scaling_statistics_come_from_training_trials(folder):
     np.testing.assert_allclose(bundle.train.scale, [values.std()], rtol=1e-4)
 
 
+def test_zscore_then_minmax_chains_a_per_trial_zscore_and_the_training_range(folder):
+    bundle = load(folder, window=4.0, stride=2.0, channels=["Cz", "O2"], scale="zscore-minmax")
+    train = {(int(s), int(t)) for s, t, _ in bundle.train.index}
+
+    def zscored(s, t):  # the trial over its own samples, per channel
+        x = np.load(bundle.train.subjects[s].path, mmap_mode="r")[t].astype(np.float64)
+        return (x - x.mean(axis=0)) / x.std(axis=0)
+
+    values = np.concatenate([zscored(s, t) for s, t in sorted(train)])
+    low, high = values.min(axis=0), values.max(axis=0)
+    np.testing.assert_allclose(bundle.train.shift, low, rtol=1e-6)
+    for side in (bundle.train, bundle.test):
+        for i in (0, len(side) - 1):
+            s, t, start = side.index[i]
+            expected = (zscored(s, t)[start : start + side.window] - low) / (high - low)
+            np.testing.assert_allclose(side.window_array(i), expected, atol=1e-5)
+    train_values = np.concatenate([bundle.train.window_array(i) for i in range(0, len(bundle.train), 7)])
+    assert train_values.min() >= 0.0 and train_values.max() <= 1.0
+
+
+def test_eog_regression_is_fitted_on_training_trials_and_removes_the_eye_channels(tmp_path):
+    """EEG = brain + EOG B_true: the least-squares weights over the training trials recover B_true,
+    and the windows hold the EEG with the EOG share taken out."""
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "eog"
+    folder.mkdir()
+    mixing = np.array([[0.8, -0.3, 0.0], [0.1, 0.5, 1.2]])  # (E, C): hEOG, vEOG into Fp1, F7, O1
+    channels, index = ["Fp1", "F7", "O1"], [0, 3, 13]
+    for number in (1, 2):
+        subject = synthetic.deap_subject(rng, SAMPLES)
+        eog = 5.0 * subject["data"][:, 32:34]  # (40, E, S): strong eye signals
+        subject["data"][:, 32:34] = eog
+        subject["data"][:, index] += np.einsum("tes,ec->tcs", eog, mixing)
+        with open(folder / f"s{number:02d}.dat", "wb") as handle:
+            pickle.dump(subject, handle, protocol=4)
+    bundle = load(folder, window=4.0, stride=4.0, channels=channels, eog="regress", scale="none")
+    weights = bundle.train.cleaning.eog_weights
+    train = sorted({(int(s), int(t)) for s, t, _ in bundle.train.index})
+    cached = np.concatenate([np.load(bundle.train.subjects[s].path, mmap_mode="r")[t] for s, t in train])
+    assert cached.shape[1] == 5  # the three channels, then hEOG and vEOG
+    oracle = np.linalg.lstsq(cached[:, 3:].astype(np.float64), cached[:, :3].astype(np.float64), rcond=None)[0]
+    np.testing.assert_allclose(weights, oracle, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(weights, mixing, atol=0.05)
+    assert bundle.train.features == 3 and bundle.input_size == 3
+    s, t, start = bundle.test.index[0]
+    raw = np.load(bundle.test.subjects[s].path, mmap_mode="r")[t][start : start + 512].astype(np.float64)
+    np.testing.assert_allclose(bundle.test.window_array(0), raw[:, :3] - raw[:, 3:] @ weights, atol=1e-4)
+    with pytest.raises(SeqlabError, match=r"data.options.channels: expected no EOG channel with eog: regress"):
+        load(folder, channels=["Fp1", "vEOG"], eog="regress")
+
+
 def test_python2_style_pickles_load_too(tmp_path):
     folder = write_deap(tmp_path / "py2", subjects=1, samples=SAMPLES, protocol=2)
     bundle = load(folder, window=4.0, stride=4.0)
@@ -124,6 +176,8 @@ def test_a_malicious_pickle_is_refused_and_not_run(tmp_path, monkeypatch):
         ({"data": np.zeros((40, 32, SAMPLES)), "labels": np.ones((40, 4))}, r"data: expected shape \(40, 40, 8064\), got \(40, 32, 1664\)"),
         ({"data": np.zeros((40, 40, SAMPLES)), "labels": np.ones((40, 3))}, r"labels: expected shape \(40, 4\)"),
         ({"data": np.zeros((40, 40, SAMPLES)), "labels": np.full((40, 4), 10.0)}, r"labels: expected ratings in 1..9, got 10..10"),
+        ({"data": np.zeros((40, 40, SAMPLES)), "labels": np.where(np.arange(160).reshape(40, 4) == 9, np.nan, 5.0)},
+         r"labels: trial 3 has a NaN or Inf arousal rating; expected ratings in 1..9"),
     ],
 )
 def test_bad_subject_files(tmp_path, content, message):

@@ -9,7 +9,10 @@ admits only NumPy arrays and plain containers.
 Each subject is preprocessed once (channels, baseline removal, band-pass,
 downsampling) into a float32 cache laid out (trial, time, channel); windows
 are then read lazily from it, one contiguous read per window, so training on
-all 32 subjects keeps little in memory. Symbols: W window samples, C channels.
+all 32 subjects keeps little in memory. What needs the split (the EOG
+regression weights, the scaling statistics) is fitted on the training trials
+and applied as each window is read (:class:`Cleaning`). Symbols: W window
+samples, T' trial samples, C channels, E = 2 EOG channels.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ EEG_CHANNELS = ["Fp1", "AF3", "F3", "F7", "FC5", "FC1", "C3", "T7", "CP5", "CP1"
 PERIPHERAL = ["hEOG", "vEOG", "zEMG", "tEMG", "GSR", "Respiration", "Plethysmograph", "Temperature"]
 CHANNELS = EEG_CHANNELS + PERIPHERAL
 RATE, BASELINE_SECONDS, TRIALS, SAMPLES = 128, 3, 40, 8064
+EOG_CHANNELS = ["hEOG", "vEOG"]
 QUADRANTS = ["HVHA", "HVLA", "LVHA", "LVLA"]
 RATINGS = ["valence", "arousal", "dominance", "liking"]
 
@@ -54,7 +58,13 @@ class DEAPOptions:
         downsample: keep every k-th sample after anti-alias filtering.
         window, stride: window length and step in seconds.
         scale: ``zscore`` or ``minmax`` per channel, statistics from the
-            training windows' trials only; or ``none``.
+            training windows' trials only; ``zscore-minmax``, the two chained
+            as seed 004 does: each trial z-scored per channel over its own
+            samples, then min-max scaled with the training trials' range;
+            or ``none``.
+        eog: ``regress``: remove eye artefacts by regressing the hEOG and
+            vEOG channels out of every channel, x - EOG B, with B (E, C) the
+            least-squares fit over all training trials; ``none`` (default).
         labels: ``valence``, ``arousal`` (2 classes: low, high) or
             ``quadrant`` (HVHA, HVLA, LVHA, LVLA). High means rating >= threshold.
             Task ``regression`` reads the continuous ratings instead (1..9):
@@ -76,7 +86,8 @@ class DEAPOptions:
     downsample: int = 1
     window: float = 2.0
     stride: float = 1.0
-    scale: Literal["zscore", "minmax", "none"] = "zscore"
+    scale: Literal["zscore", "minmax", "zscore-minmax", "none"] = "zscore"
+    eog: Literal["none", "regress"] = "none"
     labels: Literal["valence", "arousal", "quadrant"] = "quadrant"
     threshold: float = 5.0
     split: Literal["trial", "subject", "random"] = "trial"
@@ -88,6 +99,9 @@ class DEAPOptions:
 
         unknown = [c for c in self.channels if c not in CHANNELS]
         check(not unknown, "data.options.channels", "names from " + ", ".join(CHANNELS), unknown[:1] or None)
+        eog = [c for c in self.channels if c in EOG_CHANNELS]
+        check(self.eog == "none" or not eog, "data.options.channels", "no EOG channel with eog: regress "
+              "(they are regressed out of the others)", eog[:1] or None)
         check(self.downsample >= 1, "data.options.downsample", "an integer >= 1", self.downsample)
         check(self.window > 0 and self.stride > 0, "data.options.window", "positive seconds", self.window)
         if self.band:
@@ -193,8 +207,8 @@ def build_cache(folder: Path, options: DEAPOptions) -> list[CachedSubject]:
         files = [f for f in files if f.name in wanted]
     if not files:
         raise SeqlabError(f"deap:{folder}: no sNN.dat files found; expected DEAP's data_preprocessed_python folder")
-    channels = options.channels or EEG_CHANNELS
-    channel_index = [CHANNELS.index(c) for c in channels]
+    channels = (options.channels or EEG_CHANNELS) + (EOG_CHANNELS if options.eog == "regress" else [])
+    channel_index = [CHANNELS.index(c) for c in channels]  # the EOG channels last, for the regression
     settings = {k: v for k, v in asdict(options).items() if k in ("baseline", "band", "downsample")}
     settings["channels"] = channels
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
@@ -244,14 +258,76 @@ def _content_hash(file: Path, index: dict) -> str:
     return digest
 
 
+@dataclass
+class Cleaning:
+    """What is applied to a cached trial's samples before scaling: EOG regression, per-trial z-score.
+
+    ``eog_weights (E, C)``: x[:, :C] - x[:, C:] @ B removes the EOG channels'
+    share of each channel (and drops the EOG channels); ``trial_mean`` and
+    ``trial_std (subjects, 40, C)``: the per-trial z-score of ``zscore-minmax``.
+    """
+
+    eog_weights: np.ndarray | None = None
+    trial_mean: np.ndarray | None = None
+    trial_std: np.ndarray | None = None
+
+    def apply(self, x: np.ndarray, subject: int, trial: int) -> np.ndarray:
+        """(W, C [+ E]) cached samples of one trial -> (W, C)."""
+        if self.eog_weights is not None:
+            channels = x.shape[1] - len(EOG_CHANNELS)
+            x = x[:, :channels] - x[:, channels:] @ self.eog_weights  # (W, C)
+        if self.trial_mean is not None:
+            x = (x - self.trial_mean[subject, trial]) / self.trial_std[subject, trial]
+        return x
+
+
+def _trials(subjects: list[CachedSubject], pairs):
+    """(subject, trial, samples (T', C [+ E]) float64) for each (subject, trial), one subject open at a time."""
+    by_subject: dict[int, list[int]] = {}
+    for s, t in pairs:
+        by_subject.setdefault(int(s), []).append(int(t))
+    for s, trials in sorted(by_subject.items()):
+        array = np.load(subjects[s].path, mmap_mode="r")
+        for t in sorted(set(trials)):
+            yield s, t, np.asarray(array[t], dtype=np.float64)
+        del array
+
+
+def fit_cleaning(subjects: list[CachedSubject], train_pairs, options: DEAPOptions) -> Cleaning:
+    """The EOG regression weights from the training trials, then (``zscore-minmax``) every trial's own
+    mean and standard deviation, of the regressed signal."""
+    cleaning = Cleaning()
+    if options.eog == "regress":
+        eog = len(EOG_CHANNELS)
+        gram, cross = np.zeros((eog, eog)), None
+        for _, _, x in _trials(subjects, train_pairs):
+            e = x[:, -eog:]  # (T', E)
+            gram += e.T @ e
+            cross = e.T @ x[:, :-eog] + (0.0 if cross is None else cross)  # (E, C)
+        if cross is None:
+            raise SeqlabError("data.options.eog: regress needs training trials to fit the EOG weights on")
+        cleaning.eog_weights = np.linalg.lstsq(gram, cross, rcond=None)[0]  # (E, C): EOG B ~ x
+    if options.scale == "zscore-minmax":
+        channels = subjects[0].shape[2] - (len(EOG_CHANNELS) if options.eog == "regress" else 0)
+        mean, std = np.zeros((len(subjects), TRIALS, channels)), np.ones((len(subjects), TRIALS, channels))
+        every = [(s, t) for s in range(len(subjects)) for t in range(TRIALS)]
+        for s, t, x in _trials(subjects, every):  # a trial's own statistics: no labels, nothing shared
+            x = cleaning.apply(x, s, t)
+            mean[s, t], sd = x.mean(axis=0), x.std(axis=0)
+            std[s, t] = np.where(sd > 1e-12, sd, 1.0)
+        cleaning.trial_mean, cleaning.trial_std = mean, std
+    return cleaning
+
+
 class DEAPWindows(Dataset):
     """Windows read lazily from the cache: items (x (W, C) float32, W, class index)."""
 
     def __init__(self, subjects: list[CachedSubject], index: np.ndarray, window: int, y: np.ndarray,
-                 shift: np.ndarray, scale: np.ndarray):
+                 shift: np.ndarray, scale: np.ndarray, cleaning: Cleaning | None = None):
         self.subjects, self.index, self.window = subjects, index, window
         self.y = y
         self.shift, self.scale = shift.astype(np.float32), scale.astype(np.float32)
+        self.cleaning = cleaning or Cleaning()
         self.lengths = None
         self._fds: dict[int, int] = {}
 
@@ -264,14 +340,14 @@ class DEAPWindows(Dataset):
 
     @property
     def features(self) -> int:
-        return self.subjects[0].shape[2]
+        return len(self.shift)
 
     def window_array(self, i: int) -> np.ndarray:
         s, trial, start = (int(v) for v in self.index[i])
         if s not in self._fds:
             self._fds[s] = os.open(self.subjects[s].path, os.O_RDONLY)
-        x = self.subjects[s].read(trial, start, self.window, self._fds[s])
-        return (x - self.shift) / self.scale  # (W, C)
+        x = self.cleaning.apply(self.subjects[s].read(trial, start, self.window, self._fds[s]), s, trial)
+        return ((x - self.shift) / self.scale).astype(np.float32)  # (W, C)
 
     def __getitem__(self, i: int):
         target = torch.from_numpy(self.y[i]) if self.y.dtype.kind == "f" else int(self.y[i])  # (K,) or a class
@@ -348,8 +424,10 @@ def load_deap(folder: str | Path, options: DEAPOptions, val_fraction: float, tes
     else:
         pairs = _split_trials(len(subjects), options, val_fraction, test_fraction, seed, test_subjects)
         sides = [windows(side) for side in pairs]
-    shift, scale = _scaling(subjects, sides[0][0], options)
-    sets = [DEAPWindows(subjects, index, window, y, shift, scale) for index, y in sides]
+    train_pairs = {(int(s), int(t)) for s, t, _ in sides[0][0]}
+    cleaning = fit_cleaning(subjects, train_pairs, options)
+    shift, scale = _scaling(subjects, train_pairs, options, cleaning)
+    sets = [DEAPWindows(subjects, index, window, y, shift, scale, cleaning) for index, y in sides]
     channels = options.channels or EEG_CHANNELS
     if regression:
         names = ["valence", "arousal"] if options.labels == "quadrant" else [options.labels]
@@ -357,25 +435,19 @@ def load_deap(folder: str | Path, options: DEAPOptions, val_fraction: float, tes
     return DataBundle(f"deap:{folder}", sets[0], sets[1], sets[2], class_names(options), list(channels))
 
 
-def _scaling(subjects: list[CachedSubject], train_index: np.ndarray, options: DEAPOptions):
-    """Per-channel statistics over the training trials (whole trials, read subject by subject)."""
-    channels = subjects[0].shape[2]
-    if options.scale == "none" or not len(train_index):
+def _scaling(subjects: list[CachedSubject], train_pairs, options: DEAPOptions, cleaning: Cleaning):
+    """Per-channel statistics over the training trials (whole trials, cleaned, read subject by subject)."""
+    channels = subjects[0].shape[2] - (len(EOG_CHANNELS) if options.eog == "regress" else 0)
+    if options.scale == "none" or not train_pairs:
         return np.zeros(channels), np.ones(channels)
     total, total_sq, count = np.zeros(channels), np.zeros(channels), 0
     low, high = np.full(channels, np.inf), np.full(channels, -np.inf)
-    for s, subject in enumerate(subjects):
-        trials = np.unique(train_index[train_index[:, 0] == s, 1])
-        if not len(trials):
-            continue
-        array = np.load(subject.path, mmap_mode="r")
-        for t in trials:
-            x = np.asarray(array[t], dtype=np.float64)  # (T', C)
-            total += x.sum(axis=0)
-            total_sq += (x**2).sum(axis=0)
-            count += len(x)
-            low, high = np.minimum(low, x.min(axis=0)), np.maximum(high, x.max(axis=0))
-        del array
+    for s, t, x in _trials(subjects, train_pairs):
+        x = cleaning.apply(x, s, t)  # (T', C)
+        total += x.sum(axis=0)
+        total_sq += (x**2).sum(axis=0)
+        count += len(x)
+        low, high = np.minimum(low, x.min(axis=0)), np.maximum(high, x.max(axis=0))
     if options.scale == "zscore":
         mean = total / count
         std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
