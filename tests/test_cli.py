@@ -42,6 +42,11 @@ def test_default_gru_on_digits_reaches_095_and_eval_reproduces(gru_run, capsys):
     matrix = np.array(metrics["test"]["confusion_matrix"])
     assert matrix.shape == (10, 10) and matrix.sum() == metrics["data"]["test"]
     assert np.trace(matrix) / matrix.sum() == pytest.approx(metrics["test"]["accuracy"])
+    per_class = metrics["test"]["per_class"]  # precision and recall from the confusion matrix (rows: true)
+    assert len(per_class) == 10 and [c["support"] for c in per_class.values()] == matrix.sum(axis=1).tolist()
+    np.testing.assert_allclose([c["recall"] for c in per_class.values()], np.diag(matrix) / matrix.sum(axis=1))
+    np.testing.assert_allclose([c["precision"] for c in per_class.values()],
+                               np.diag(matrix) / np.maximum(matrix.sum(axis=0), 1))
     for name in ("config.yaml", "history.csv", "model.pt", "learning_curves.png", "confusion_matrix.png"):
         assert (gru_run / name).is_file(), name
     with open(gru_run / "history.csv") as handle:
@@ -54,7 +59,9 @@ def test_default_gru_on_digits_reaches_095_and_eval_reproduces(gru_run, capsys):
     assert evaluated["accuracy"] == metrics["test"]["accuracy"]
     assert evaluated["macro_f1"] == metrics["test"]["macro_f1"]
     assert evaluated["confusion_matrix"] == metrics["test"]["confusion_matrix"]
+    assert evaluated["per_class"] == per_class
     assert f"accuracy={metrics['test']['accuracy']:.4f}" in out
+    assert "precision    recall  f1-score   support" in out and evaluated["report"].splitlines()[2].split()[0] in out
 
 
 def test_predict_writes_probabilities_that_match_the_model(gru_run, tmp_path, capsys):

@@ -103,9 +103,11 @@ class ClassificationTask(TaskRecipe):
 
     def evaluate(self, config: RunConfig, data: ClassificationData, model: nn.Module) -> dict[str, Any]:
         bundle = data.bundle
-        val = classification_metrics(predict_proba(model, bundle.val), bundle.val.y, bundle.num_classes)
-        test = classification_metrics(predict_proba(model, bundle.test), bundle.test.y, bundle.num_classes)
+        names = bundle.class_names
+        val = classification_metrics(predict_proba(model, bundle.val), bundle.val.y, bundle.num_classes, names)
+        test = classification_metrics(predict_proba(model, bundle.test), bundle.test.y, bundle.num_classes, names)
         val.pop("confusion_matrix")
+        val.pop("report")
         metrics = {
             "data": {
                 "spec": config.data.spec,
@@ -219,7 +221,7 @@ def evaluate_classification(run: Run, data_spec: str | None, split: str) -> dict
     normalizer = run.normalizer
     probabilities = np.concatenate([predict_proba(run.model, normalizer.transform(p)) for p in parts])
     y = np.concatenate([p.y for p in parts])
-    metrics = classification_metrics(probabilities, y, len(run.class_names))
+    metrics = classification_metrics(probabilities, y, len(run.class_names), run.class_names)
     return {"task": run.task, "model": run.checkpoint["model"]["name"], "data": data_config.spec,
             "split": split, split: metrics}
 

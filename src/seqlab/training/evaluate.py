@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
+from sklearn.metrics import precision_recall_fscore_support
 from torch import nn
 
 from seqlab.data.dataset import SequenceSet
@@ -35,18 +36,32 @@ def predict_proba(model: nn.Module, data: SequenceSet, batch_size: int = 256) ->
     return torch.softmax(logits, dim=-1).numpy()
 
 
-def classification_metrics(probabilities: np.ndarray, y: np.ndarray, num_classes: int) -> dict:
-    """Accuracy, macro-F1, mean cross-entropy and the confusion matrix (rows: true)."""
+def classification_metrics(probabilities: np.ndarray, y: np.ndarray, num_classes: int,
+                           class_names: list[str] | None = None) -> dict:
+    """Accuracy, macro-F1, mean cross-entropy and the confusion matrix (rows: true).
+
+    With ``class_names``, also ``per_class`` (for each class its precision,
+    recall, F1 and support; 0 where a class is never predicted or absent)
+    and ``report``, scikit-learn's classification report as text.
+    """
     predicted = probabilities.argmax(axis=1)
     labels = list(range(num_classes))
     picked = probabilities[np.arange(len(y)), y]
-    return {
+    metrics = {
         "accuracy": float(accuracy_score(y, predicted)),
         "macro_f1": float(f1_score(y, predicted, labels=labels, average="macro", zero_division=0)),
         "loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()),
         "n": int(len(y)),
         "confusion_matrix": confusion_matrix(y, predicted, labels=labels).astype(int).tolist(),
     }
+    if class_names is not None:
+        precision, recall, f1, support = precision_recall_fscore_support(y, predicted, labels=labels,
+                                                                         zero_division=0)
+        metrics["per_class"] = {name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
+                                for name, p, r, f, n in zip(class_names, precision, recall, f1, support)}
+        metrics["report"] = classification_report(y, predicted, labels=labels, target_names=list(class_names),
+                                                  digits=4, zero_division=0)
+    return metrics
 
 
 def regression_metrics(prediction: np.ndarray, truth: np.ndarray) -> dict:
