@@ -242,3 +242,81 @@ def test_two_tune_workers_share_one_study(tmp_path):
     assert 4 <= len(finished) <= 5  # each worker stops once the study holds 4; one may be running meanwhile
     assert len({t.user_attrs["worker"] for t in finished}) == 2
     assert len({t.number for t in finished}) == len(finished)
+
+
+# ----------------------------------------------------------------------------
+# seqlab cv
+
+def _fold_bundle(spec: str, folds: int, index: int, groups: bool = False, seed: int = 0):
+    from seqlab.config import resolve_config
+    from seqlab.data.sources import load_data
+
+    config = resolve_config({"data": {"spec": spec, "fold": {"folds": folds, "index": index, "groups": groups}},
+                             "train": {"seed": seed}})
+    return load_data(config.data, seed)
+
+
+def test_cv_trains_each_fold_with_its_own_normaliser(tmp_path, capsys):
+    from seqlab.runs import load_run
+
+    data = write_waves(tmp_path / "waves.npz", n=20)
+    status, _, err = run_cli(capsys, "cv", "--model", "gru", "--data", data, "--folds", "2", *TINY,
+                             "--out", tmp_path / "cv")
+    assert status == 0, err
+    summary = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    accuracy = [f["test_accuracy"] for f in summary["folds"]]
+    assert summary["mean"]["test_accuracy"] == pytest.approx(np.mean(accuracy))
+    assert summary["std"]["test_accuracy"] == pytest.approx(np.std(accuracy, ddof=1))
+    raw = np.load(data)["X"]
+    tested = []
+    for fold in (0, 1):
+        bundle = _fold_bundle(str(data), 2, fold)
+        tested += list(bundle.test.ids)
+        shift = load_run(tmp_path / "cv" / f"fold{fold}").normalizer.shift
+        np.testing.assert_allclose(shift, raw[bundle.train.ids].reshape(-1, raw.shape[2]).mean(axis=0), rtol=1e-5)
+        assert summary["folds"][fold]["test_n"] == len(bundle.test)
+    assert sorted(tested) == list(range(20))  # the test folds partition the data
+    assert f"{np.mean(accuracy):.4f} ± {np.std(accuracy, ddof=1):.4f}" in (tmp_path / "cv" / "report.md").read_text()
+
+
+def test_group_folds_keep_every_group_on_one_side(tmp_path):
+    cases, labels = make_waves(24, 6, 2, classes=2)
+    groups = np.repeat(np.arange(6), 4)  # 6 subjects, both classes in each
+    np.savez(tmp_path / "g.npz", X=np.stack(cases), y=labels, groups=groups)
+    lines = ["id,group,label,a,b"] + [f"{i},g{groups[i]},{labels[i]},{v[0]:.5f},{v[1]:.5f}"
+                                      for i, case in enumerate(cases) for v in case]
+    (tmp_path / "g.csv").write_text("\n".join(lines) + "\n")
+    for spec, names in ((tmp_path / "g.npz", groups.astype(str)), (tmp_path / "g.csv", np.char.add("g", groups.astype(str)))):
+        seen = []
+        for index in range(3):
+            bundle = _fold_bundle(str(spec), 3, index, groups=True)
+            by_id = dict(zip(np.arange(24).astype(str), names))
+            side = lambda part: {by_id[str(i)] for i in part.ids}  # noqa: E731
+            assert not side(bundle.test) & (side(bundle.train) | side(bundle.val))
+            seen += sorted(side(bundle.test))
+        assert sorted(seen) == sorted(set(names))
+
+
+def test_deap_is_folded_by_subject_leaving_each_out(tmp_path):
+    from seqlab.experiments.cv import plan_folds
+
+    for number in (1, 2, 3):
+        (tmp_path / f"s{number:02d}.dat").write_bytes(b"")
+    plan = plan_folds("cnn1d-gru", f"deap:{tmp_path}", tmp_path / "cv", folds=None, groups=True)
+    options = [fold.job.tree["data"]["options"] for fold in plan]
+    assert [o["test_subjects"] for o in options] == [[1], [2], [3]]
+    assert all(o["split"] == "subject" for o in options)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--folds", "11"], "--folds 11: larger than the smallest class"),
+    (["--folds", "all"], "--folds all: leaves one group out; expected --groups"),
+    (["--folds", "2", "--groups"], "has no groups"),
+    (["--folds", "2", "--data", "airline"], "seqlab cv folds classification data"),
+])
+def test_cv_refuses_bad_folds_before_training(tmp_path, capsys, argv, message):
+    data = write_waves(tmp_path / "waves.npz", n=20)  # 10 sequences per class
+    argv = argv if "--data" in argv else [*argv, "--data", data]
+    status, _, err = run_cli(capsys, "cv", "--model", "gru", *argv, "--out", tmp_path / "cv")
+    assert status == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "cv").exists()

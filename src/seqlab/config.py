@@ -79,6 +79,10 @@ class DataConfig:
             the training split only, per feature, over valid (unpadded) steps.
         options: settings of the source itself (``ut-har:``, ``deap:``),
             checked by the source; see the README.
+        fold: cross-validation (set by ``seqlab cv``): ``folds``, ``index``,
+            ``repeat``, ``groups`` of :class:`seqlab.data.folds.FoldSpec`; the
+            fold is the test split and the rest is split into train and
+            validation. Empty: no cross-validation.
     """
 
     spec: str = "digits"
@@ -86,9 +90,14 @@ class DataConfig:
     test_fraction: float = 0.2
     normalize: Literal["standard", "minmax", "none"] = "standard"
     options: dict[str, Any] = field(default_factory=dict)
+    fold: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         check(bool(self.spec), "data.spec", "a data set name or path", self.spec)
+        if self.fold:
+            from seqlab.data.folds import FoldSpec
+
+            from_dict(FoldSpec, self.fold, "data.fold")
         check(0.0 < self.val_fraction < 1.0, "data.val_fraction", "a fraction in (0, 1)", self.val_fraction)
         check(0.0 < self.test_fraction < 1.0, "data.test_fraction", "a fraction in (0, 1)", self.test_fraction)
 
@@ -524,7 +533,7 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
 # tasks with one label or target vector per sequence: they read the data section's split and scaling keys
 SEQUENCE_TASKS = ("classification", "regression")
 # data keys that only classification and regression read; forecast and lm refuse them (they split and scale by their own section)
-CLASSIFICATION_DATA_KEYS = ("val_fraction", "test_fraction", "normalize", "options")
+CLASSIFICATION_DATA_KEYS = ("val_fraction", "test_fraction", "normalize", "options", "fold")
 
 
 def refuse_unused(tree: dict[str, Any], task: str) -> None:

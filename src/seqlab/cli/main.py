@@ -627,6 +627,7 @@ def _experiment_parsers(commands) -> None:
     compare.add_argument("--overwrite", action="store_true",
                          help="retrain cells whose folder holds a run of a different config (default: refuse)")
     compare.add_argument("--quiet", action="store_true", help="no progress lines")
+    _cv_parser(commands)
     _tune_parser(commands)
 
 
@@ -659,6 +660,50 @@ def _tune_parser(commands) -> None:
     tune.add_argument("--quiet", action="store_true", help="no line per trial")
 
 
+def _folds(text: str):
+    """argparse type for --folds: an integer, or ``all`` (one fold per group)."""
+    return None if text == "all" else int(text)
+
+
+_folds.__name__ = "integer or all"
+
+
+def _cv_parser(commands) -> None:
+    cv = commands.add_parser(
+        "cv", help="cross-validate a model: stratified or group k-fold, one run per fold; cv.json and a report",
+        description="Pool the data set's parts, split them into --folds stratified folds (--repeats times, "
+        "reshuffled) and train one run per fold, the fold as its test split; validation comes out of the other "
+        "folds and the normalisation is fitted on each run's training split. --groups keeps every group on one "
+        "side (group k-fold): groups come from a groups array in an .npz file, a group column in a CSV file, or, "
+        "for deap:DIR, the subjects. --folds all with --groups leaves one group out per fold (deap: "
+        "leave-one-subject-out). Writes OUT/foldK run folders, OUT/cv.json (folds: each fold's metrics; mean, "
+        "std: metric -> value), OUT/report.md and OUT/report.html. Running it again reuses finished folds.",
+        epilog="Example: seqlab cv --model gru --data aeon:BasicMotions --folds 5 --epochs 20 --out runs/cv",
+    )
+    cv.add_argument("--model", required=True, help="model name (`seqlab models`) or a config file")
+    cv.add_argument("--data", required=True, help="classification data spec (`seqlab datasets`)")
+    cv.add_argument("--folds", type=_folds, default=5,
+                    help="K (default 5; at most the smallest class's size), or all with --groups")
+    cv.add_argument("--repeats", type=int, default=1, help="repeated K-fold: reshuffled splits (default 1)")
+    cv.add_argument("--groups", action="store_true", help="group k-fold over the data's groups (see above)")
+    cv.add_argument("--seed", type=int, default=0, help="seed of the folds, splits and weights (default 0)")
+    _common_flags(cv)
+    cv.add_argument("--workers", type=int, default=1, help="folds trained at once, each in its own process "
+                    "(default 1)")
+    cv.add_argument("--out", type=Path, required=True, help="folder for the fold runs, cv.json and the report")
+    cv.add_argument("--overwrite", action="store_true", help="retrain folds whose folder holds another config")
+    cv.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def cmd_cv(args) -> None:
+    from seqlab.experiments.cv import cross_validate
+
+    common = build_tree(args, GRID_FLAGS)
+    common.setdefault("train", {})["seed"] = args.seed
+    cross_validate(args.model, args.data, args.out, args.folds, args.repeats, args.groups, common,
+                   workers=args.workers, overwrite=args.overwrite, quiet=args.quiet)
+
+
 def cmd_tune(args) -> None:
     from seqlab.experiments.tune import read_space, tune
 
@@ -688,7 +733,7 @@ COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "train": cmd_train, 
             "predict": cmd_predict, "forecast": cmd_forecast, "generate": cmd_generate, "sine": cmd_sine,
             "export": cmd_export, "stream": cmd_stream, "inspect": cmd_inspect, "explain": cmd_explain,
             "profile": cmd_profile, "demo": cmd_demo, "lr-find": cmd_lr_find,
-            "compare": cmd_compare, "tune": cmd_tune}
+            "compare": cmd_compare, "tune": cmd_tune, "cv": cmd_cv}
 
 
 def main(argv: list[str] | None = None) -> int:

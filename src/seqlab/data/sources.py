@@ -46,6 +46,7 @@ class LoadedFile:
     class_names: list[str] | None = None  # declared order, when the format has one
     feature_names: list[str] | None = None
     targets: bool = False  # the labels are regression targets (a .ts file's @targetLabel true)
+    groups: np.ndarray | None = None  # (N,) group of each sequence (subject, session), for grouped folds
 
 
 # ----------------------------------------------------------------------------
@@ -54,7 +55,7 @@ class LoadedFile:
 
 def read_npz(path: Path) -> LoadedFile:
     """``.npz`` with ``X`` (N, T, F) or (N, T), ``y`` (N,) (or (N, K) regression targets), optional
-    ``lengths`` (N,)."""
+    ``lengths`` (N,) and ``groups`` (N,)."""
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -66,6 +67,7 @@ def read_npz(path: Path) -> LoadedFile:
             X = archive["X"]
             y = archive["y"] if "y" in names else None
             lengths = archive["lengths"] if "lengths" in names else None
+            groups = archive["groups"] if "groups" in names else None
     except SeqlabError:
         raise
     except ValueError as error:
@@ -96,7 +98,10 @@ def read_npz(path: Path) -> LoadedFile:
             raise SeqlabError(f"{path}: lengths: expected values in 1..{X.shape[1]}, got {lengths.min()}..{lengths.max()}")
         lengths = lengths.astype(np.int64)
         X = np.where(np.arange(X.shape[1])[None, :, None] < lengths[:, None, None], X, 0.0).astype(np.float32)
-    return LoadedFile(X, lengths, y)
+    if groups is not None and (groups.shape != (len(X),) or groups.dtype.kind not in "iuU"):
+        raise SeqlabError(f"{path}: groups: expected {len(X)} integers or strings, one per sequence, got "
+                          f"{groups.dtype} {groups.shape}")
+    return LoadedFile(X, lengths, y, groups=None if groups is None else groups.astype(str))
 
 
 def read_csv(path: Path) -> LoadedFile:
@@ -104,8 +109,9 @@ def read_csv(path: Path) -> LoadedFile:
 
     Column ``id`` groups rows into sequences (rows in time order, a
     sequence's rows need not be adjacent); an optional ``label`` column holds
-    the class of the sequence (the same on each of its rows); every other
-    column is a numeric feature. Sequences may differ in length.
+    the class of the sequence (the same on each of its rows), an optional
+    ``group`` column its group for grouped folds; every other column is a
+    numeric feature. Sequences may differ in length.
     """
     try:
         with path.open(newline="", encoding="utf-8") as handle:
@@ -118,11 +124,13 @@ def read_csv(path: Path) -> LoadedFile:
                 raise SeqlabError(f"{path}: expected a header with an 'id' column (see README, CSV layout); found {header}")
             id_col = header.index("id")
             label_col = header.index("label") if "label" in header else None
-            feature_cols = [i for i, h in enumerate(header) if i not in (id_col, label_col)]
+            group_col = header.index("group") if "group" in header else None
+            feature_cols = [i for i, h in enumerate(header) if i not in (id_col, label_col, group_col)]
             if not feature_cols:
                 raise SeqlabError(f"{path}: expected at least one feature column besides id and label")
             rows: dict[str, list[list[float]]] = {}
             labels: dict[str, str] = {}
+            groups: dict[str, str] = {}
             for line_no, row in enumerate(reader, start=2):
                 if not row:
                     continue
@@ -138,6 +146,11 @@ def read_csv(path: Path) -> LoadedFile:
                     label = row[label_col].strip()
                     if labels.setdefault(key, label) != label:
                         raise SeqlabError(f"{path}:{line_no}: sequence {key!r} changes label from {labels[key]!r} to {label!r}")
+                if group_col is not None:
+                    group = row[group_col].strip()
+                    if groups.setdefault(key, group) != group:
+                        raise SeqlabError(f"{path}:{line_no}: sequence {key!r} changes group from {groups[key]!r} to "
+                                          f"{group!r}; expected one group per sequence")
     except UnicodeDecodeError as error:
         raise SeqlabError(f"{path}: not UTF-8 text (found byte {error.object[error.start]:#04x}); "
                           "save it as UTF-8") from None
@@ -145,7 +158,8 @@ def read_csv(path: Path) -> LoadedFile:
         raise SeqlabError(f"{path}: not a readable CSV file ({error})") from None
     X, lengths = pad_sequences([np.asarray(v, dtype=np.float64) for v in rows.values()], str(path))
     y = np.array([labels[k] for k in rows]) if label_col is not None else None
-    return LoadedFile(X, lengths, y, ids=np.array(list(rows)), feature_names=[header[i] for i in feature_cols])
+    return LoadedFile(X, lengths, y, ids=np.array(list(rows)), feature_names=[header[i] for i in feature_cols],
+                      groups=np.array([groups[k] for k in rows]) if group_col is not None else None)
 
 
 def read_ts_file(path: Path) -> LoadedFile:
@@ -212,7 +226,8 @@ PREFIXES = {
 }
 
 FILE_FORMATS = {
-    "PATH.npz": "arrays X (N, T, F), y (N,) (task regression: float y (N,) or (N, K)), optional lengths (N,)",
+    "PATH.npz": "arrays X (N, T, F), y (N,) (task regression: float y (N,) or (N, K)), optional lengths (N,) "
+                "and groups (N,)",
     "PATH.csv": "one row per time step: columns id, optional label, then features",
     "NAME_TRAIN.ts": "UEA/UCR format (@classLabel, or @targetLabel for regression); pairs with NAME_TEST.ts "
                      "beside it as the test split",
@@ -272,6 +287,9 @@ def load_data(config: DataConfig, seed: int = 0) -> DataBundle:
     """Load ``config.spec`` and split it into train / validation / test."""
     from seqlab.config import from_dict
 
+    if config.fold and config.spec.startswith(("ut-har:", "deap:")):
+        raise SeqlabError(f"data.fold: {config.spec.split(':')[0]}: data splits by its own options; seqlab cv "
+                          "folds deap: by subject through data.options.test_subjects, and ut-har: not at all")
     if config.spec.startswith("ut-har:"):
         from seqlab.data.ut_har import UTHAROptions, load_ut_har
 
@@ -290,6 +308,7 @@ def load_data(config: DataConfig, seed: int = 0) -> DataBundle:
     if config.options:
         raise SeqlabError(f"data.options: {config.spec!r} takes no source options, got {sorted(config.options)}")
     train_file, test_file = _open_spec(config.spec)
+    groups = train_file.groups
     if train_file.labels is None:
         raise SeqlabError(f"data {config.spec!r}: no labels found; classification needs y / a label column / @classLabel true")
     _refuse_targets(train_file, config.spec)
@@ -304,11 +323,22 @@ def load_data(config: DataConfig, seed: int = 0) -> DataBundle:
         check_classes(y_train, names, f"data {config.spec!r} (train)")
         pool = SequenceSet(train_file.X, y_train, train_file.lengths, train_file.ids)
         test = SequenceSet(test_file.X, y_test, test_file.lengths, test_file.ids)
+        if config.fold:  # cross-validation folds cover both parts
+            pool = SequenceSet(np.concatenate([pool.X, test.X]), np.concatenate([pool.y, test.y]),
+                               None if pool.lengths is None else np.concatenate([pool.lengths, test.lengths]),
+                               np.concatenate([pool.ids.astype(str), test.ids.astype(str)]))
+            groups = None if groups is None or test_file.groups is None else np.concatenate([groups, test_file.groups])
     else:
         y, names = encode_labels(train_file.labels, config.spec, train_file.class_names)
         check_classes(y, names, f"data {config.spec!r}")
-        everything = SequenceSet(train_file.X, y, train_file.lengths, train_file.ids)
-        pool, test = stratified_split(everything, config.test_fraction, seed, config.spec)
+        pool = SequenceSet(train_file.X, y, train_file.lengths, train_file.ids)
+        if not config.fold:
+            pool, test = stratified_split(pool, config.test_fraction, seed, config.spec)
+    if config.fold:
+        from seqlab.data.folds import FoldSpec, split_fold
+
+        pool, test = split_fold(pool, groups, from_dict(FoldSpec, config.fold, "data.fold"), seed, names,
+                                f"data {config.spec!r}")
     train, val = stratified_split(pool, config.val_fraction, seed, config.spec)
     return DataBundle(config.spec, train, val, test, names, train_file.feature_names or [])
 
@@ -387,6 +417,14 @@ def load_regression_data(config: DataConfig, seed: int = 0) -> DataBundle:
     train, val = stratified_split(pool, config.val_fraction, seed, config.spec)
     names = ["target"] if y.shape[1] == 1 else [f"target{k}" for k in range(y.shape[1])]
     return DataBundle(config.spec, train, val, test, [], train_file.feature_names or [], names)
+
+
+def source_groups(spec: str) -> np.ndarray | None:
+    """(N,) the group of every sequence of ``spec`` (both parts of a train/test pair), or None without groups."""
+    train_file, test_file = _open_spec(spec)
+    if test_file is None or train_file.groups is None:
+        return train_file.groups
+    return None if test_file.groups is None else np.concatenate([train_file.groups, test_file.groups])
 
 
 def read_inputs(path: str | Path) -> tuple[SequenceSet, np.ndarray | None]:

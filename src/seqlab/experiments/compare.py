@@ -57,7 +57,7 @@ def merge_trees(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _model_tree(model: str) -> tuple[str, dict[str, Any]]:
+def model_tree(model: str) -> tuple[str, dict[str, Any]]:
     """``gru`` -> ("gru", {model: {name: gru}}); ``path/x.yaml`` -> ("x", the file's tree)."""
     if model.endswith((".yaml", ".yml")):
         tree = read_config_file(model)
@@ -134,7 +134,7 @@ def plan_grid(models: Sequence[str], data: Sequence[str], seeds: Sequence[int], 
             raise SeqlabError(f"--seeds: expected integers in 0 .. 2**32 - 1, got {seed}")
     out = Path(out)
     slugs = {spec: slug(spec) for spec in data}
-    labels = [_model_tree(m) for m in models]
+    labels = [model_tree(m) for m in models]
     for kind, names in (("--data", list(slugs.values())), ("--models", [label for label, _ in labels])):
         clash = sorted({n for n in names if names.count(n) > 1})
         if clash:
