@@ -57,3 +57,28 @@ print("kept")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "kept"
     assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_datasets_describe_counts_lengths_classes_and_splits(tmp_path, capsys):
+    import numpy as np
+
+    lengths = np.array([3] * 4 + [10] * 6)
+    X = np.zeros((10, 10, 2), np.float32)
+    y = np.array(["a", "b"] * 5)
+    np.savez(tmp_path / "d.npz", X=X, y=y, lengths=lengths)
+    status, out, err = run_cli(capsys, "datasets", "--describe", tmp_path / "d.npz")
+    assert status == 0, err
+    assert "classification, 10 sequences of up to 10 steps x 2 features" in out
+    assert "lengths: min 3, median 10, max 10" in out
+    bars = [line for line in out.splitlines() if " | " in line]
+    assert bars[0].strip().startswith("3-") and bars[0].endswith(" 4") and bars[-1].endswith(" 6")
+    assert sum(int(line.rsplit(" ", 1)[1]) for line in bars) == 10
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line[:2] in ("a ", "b ")}
+    assert rows["a"][-1] == rows["b"][-1] == "5"  # total per class
+    splits = re.search(r"train (\d+), val (\d+), test (\d+)", out)
+    assert sum(map(int, splits.groups())) == 10
+    assert sum(int(rows["a"][i]) for i in range(3)) == 5
+    status, out, _ = run_cli(capsys, "datasets", "--describe", "airline")
+    assert status == 0 and "monthly; season 12" in out and "144 points" in out
+    status, _, err = run_cli(capsys, "datasets", "--describe", tmp_path / "missing.npz")
+    assert status == 2 and "missing.npz: file not found" in err

@@ -71,7 +71,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="print seqlab's version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    commands.add_parser("datasets", help="list built-in data sets and supported file formats")
+    datasets = commands.add_parser(
+        "datasets", help="list built-in data sets and supported file formats, or describe one data spec",
+        description="Without flags: the built-in data, the file formats and the packaged sets. With --describe "
+        "SPEC: what the spec holds (the splits a run would use, T and F, a histogram of sequence lengths, the "
+        "class balance per split, or regression targets; for series the dates, frequency and season).",
+        epilog="Example: seqlab datasets --describe aeon:JapaneseVowels")
+    datasets.add_argument("--describe", metavar="SPEC", help="a data spec as --data takes it")
     commands.add_parser("models", help="list the model zoo: names, tasks, main options")
 
     train = commands.add_parser(
@@ -301,6 +307,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_datasets(args) -> None:
+    if args.describe:
+        from seqlab.data.describe import describe
+
+        print(describe(args.describe))
+        return
     from seqlab.data.sources import BUILTIN, FILE_FORMATS, PREFIXES, aeon_names
     from seqlab.reports.tables import format_table
 

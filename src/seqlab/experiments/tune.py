@@ -27,8 +27,10 @@ from seqlab.errors import SeqlabError
 from seqlab.experiments.compare import merge_trees, slug, unknown_data, unknown_model
 
 MAX_TRIALS = 100_000
-# What a trial minimises, per task: the validation split's loss (forecast: RMSE of the rolled-out validation part).
-OBJECTIVE = {"classification": ("val", "loss"), "forecast": ("val", "rmse"), "lm": ("val", "loss")}
+# What a trial minimises, per task: the validation split's loss (regression and forecast: its RMSE; a forecast's
+# validation part is rolled out).
+OBJECTIVE = {"classification": ("val", "loss"), "regression": ("val", "rmse"), "forecast": ("val", "rmse"),
+             "lm": ("val", "loss")}
 KINDS = ("int", "float", "categorical")
 
 

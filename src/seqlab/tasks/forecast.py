@@ -319,7 +319,8 @@ def _write_forecast(out_csv_dir: Path, series: Series, origin: int, prediction: 
 # Saved runs
 
 
-def _run_parts(run: Run, spec: str | None) -> tuple[ForecastConfig, Series]:
+def run_parts(run: Run, spec: str | None) -> tuple[ForecastConfig, Series]:
+    """The run's forecast section and the series of ``spec`` (default: the run's own), checked against the run."""
     cfg = from_dict(ForecastConfig, run.config["forecast"], "forecast")
     series = handle_missing(load_series(spec or run.config["data"]["spec"]), cfg.impute)
     if series.columns != list(run.extras["columns"]):
@@ -335,7 +336,7 @@ def _run_parts(run: Run, spec: str | None) -> tuple[ForecastConfig, Series]:
 
 
 def evaluate_forecast(run: Run, data_spec: str | None, split: str) -> dict[str, Any]:
-    cfg, series = _run_parts(run, data_spec)
+    cfg, series = run_parts(run, data_spec)
     transform = SeriesTransform.from_state_dict(run.extras["transform"])
     n_train, n_val, n_test = split_sizes(len(series), cfg, transform.lag, series.name)
     data = prepare(series, transform, cfg.covariates)
@@ -350,24 +351,9 @@ def evaluate_forecast(run: Run, data_spec: str | None, split: str) -> dict[str, 
                                              run.config["train"].get("baselines", True))}
 
 
-def forecast_file(run_dir: str | Path, horizon: int, out: str | Path, input_spec: str | None = None,
-                  holdout: int = 0) -> dict[str, Any]:
-    """``seqlab forecast``: ``horizon`` steps after the series (or after all but its last ``holdout``).
-
-    Writes the CSV ``out`` and a plot beside it (same name, ``.png``).
-    Returns the metrics against the held-out truth when there is some.
-    """
-    run = load_run(run_dir)
-    require_task(run, "forecast", "forecast")
-    if not 1 <= horizon <= MAX_HORIZON:
-        raise SeqlabError(f"--horizon: expected an integer in 1..{MAX_HORIZON}, got {horizon}")
-    check_output_path(Path(out), "--out", [Path(run_dir) / MODEL_FILE, Path(input_spec.removeprefix("series:"))
-                                           if input_spec else None])
-    if holdout < 0:
-        raise SeqlabError(f"--holdout: expected an integer >= 0, got {holdout}")
-    if input_spec and not input_spec.startswith("series:") and input_spec not in ("sine", "airline"):
-        input_spec = f"series:{input_spec}"
-    cfg, series = _run_parts(run, input_spec)
+def forecast_after(run: Run, cfg: ForecastConfig, series: Series, horizon: int, holdout: int = 0
+                   ) -> tuple[int, np.ndarray]:
+    """The origin and the raw-scale (horizon, C) forecast after all but the last ``holdout`` points of ``series``."""
     transform = SeriesTransform.from_state_dict(run.extras["transform"])
     origin = len(series) - holdout
     if holdout >= len(series) or origin - cfg.window < transform.lag:
@@ -387,6 +373,28 @@ def forecast_file(run_dir: str | Path, horizon: int, out: str | Path, input_spec
         raise SeqlabError(f"--horizon {horizon}: the forecast leaves the range of numbers from step {step} on "
                           f"(values overflow once the transforms {cfg.transforms or 'none'} are inverted); "
                           f"expected a horizon of at most {step - 1} for this run")
+    return origin, prediction
+
+
+def forecast_file(run_dir: str | Path, horizon: int, out: str | Path, input_spec: str | None = None,
+                  holdout: int = 0) -> dict[str, Any]:
+    """``seqlab forecast``: ``horizon`` steps after the series (or after all but its last ``holdout``).
+
+    Writes the CSV ``out`` and a plot beside it (same name, ``.png``).
+    Returns the metrics against the held-out truth when there is some.
+    """
+    run = load_run(run_dir)
+    require_task(run, "forecast", "forecast")
+    if not 1 <= horizon <= MAX_HORIZON:
+        raise SeqlabError(f"--horizon: expected an integer in 1..{MAX_HORIZON}, got {horizon}")
+    check_output_path(Path(out), "--out", [Path(run_dir) / MODEL_FILE, Path(input_spec.removeprefix("series:"))
+                                           if input_spec else None])
+    if holdout < 0:
+        raise SeqlabError(f"--holdout: expected an integer >= 0, got {holdout}")
+    if input_spec and not input_spec.startswith("series:") and input_spec not in ("sine", "airline"):
+        input_spec = f"series:{input_spec}"
+    cfg, series = run_parts(run, input_spec)
+    origin, prediction = forecast_after(run, cfg, series, horizon, holdout)
     truth = series.values[origin : origin + horizon] if holdout else None
     out = Path(out)
     _write_forecast(out.parent, series, origin, prediction, truth,
