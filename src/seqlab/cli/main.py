@@ -144,6 +144,21 @@ def _parser() -> argparse.ArgumentParser:
     sine.add_argument("--hidden-size", type=int, default=16, help="hidden size (default 16)")
     sine.add_argument("--seed", type=int, default=0, help="seed (default 0)")
 
+    airline = commands.add_parser(
+        "airline-rnn", help="seed 004's airline experiment: a hand-written RNN cell, nn.RNN and a fully "
+        "connected net on last month's passengers and the month; train against test error",
+        description="Each model predicts this month's passengers from last month's and the calendar month "
+        "(min-max scaled with the training months), reading the whole series; the loss covers the first "
+        "--train-months. Writes airline.json (train and test RMSE per model, the hand-written cell against "
+        "nn.RNN at the same weights) and airline_rnn.png.")
+    airline.add_argument("--out", type=Path, default=Path("runs/airline-rnn"), help="folder for airline.json and "
+                         "the plot")
+    airline.add_argument("--iterations", type=int, default=2000, help="full-batch Adam iterations (default 2000)")
+    airline.add_argument("--hidden-size", type=int, default=32, help="hidden size of every model (default 32)")
+    airline.add_argument("--train-months", type=int, default=96, help="months that train, from 1949-01 "
+                         "(default 96: 1949-1956; the other 48 test)")
+    airline.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+
     export = commands.add_parser(
         "export", help="export a run to ONNX, TorchScript or ncnn and prove it matches eager PyTorch",
         description="Export the run's model (its normaliser included) with dynamic batch and time axes (fixed with "
@@ -462,6 +477,13 @@ def cmd_sine(args) -> None:
     run_sine_experiment(args.out, args.iterations, args.hidden_size, seed=args.seed)
 
 
+def cmd_airline_rnn(args) -> None:
+    from seqlab.experiments.airline import run_airline_experiment
+
+    run_airline_experiment(args.out, args.iterations, args.hidden_size, train_months=args.train_months,
+                           seed=args.seed)
+
+
 def cmd_export(args) -> None:
     from seqlab.export import export_run
 
@@ -742,6 +764,7 @@ def cmd_compare(args) -> None:
 
 COMMANDS = {"datasets": cmd_datasets, "models": cmd_models, "train": cmd_train, "eval": cmd_eval,
             "predict": cmd_predict, "forecast": cmd_forecast, "generate": cmd_generate, "sine": cmd_sine,
+            "airline-rnn": cmd_airline_rnn,
             "export": cmd_export, "stream": cmd_stream, "inspect": cmd_inspect, "explain": cmd_explain,
             "profile": cmd_profile, "demo": cmd_demo, "lr-find": cmd_lr_find,
             "compare": cmd_compare, "tune": cmd_tune, "cv": cmd_cv}

@@ -245,4 +245,16 @@ def read_preset(name: str) -> dict[str, Any]:
             raise SeqlabError(f"--preset {path}: {key}: expected a list, got {tree[key]!r}")
     if not isinstance(tree.get("config", {}), dict):
         raise SeqlabError(f"--preset {path}: config: expected a mapping of config sections")
+    tree["models"] = [_model_file(str(m), path.parent) for m in tree.get("models", [])]
     return tree
+
+
+def _model_file(model: str, preset_folder: Path) -> str:
+    """A preset's model file that is not found from here, looked for beside the preset, then among the
+    packaged presets; names and files found as given are returned unchanged."""
+    if not model.endswith((".yaml", ".yml")) or Path(model).is_file():
+        return model
+    for place in (preset_folder, PRESETS):
+        if (place / model).is_file():
+            return str(place / model)
+    return model
