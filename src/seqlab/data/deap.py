@@ -33,6 +33,7 @@ from seqlab.data.dataset import DataBundle
 from seqlab.data.safe_pickle import load_restricted
 from seqlab.errors import SeqlabError
 from seqlab.io import write_text
+from seqlab.options import check
 
 EEG_CHANNELS = ["Fp1", "AF3", "F3", "F7", "FC5", "FC1", "C3", "T7", "CP5", "CP1", "P3", "P7", "PO3", "O1", "Oz", "Pz",
                 "Fp2", "AF4", "Fz", "F4", "F8", "FC6", "FC2", "Cz", "C4", "T8", "CP6", "CP2", "P4", "P8", "PO4", "O2"]
@@ -95,8 +96,6 @@ class DEAPOptions:
     cache: str = ""
 
     def validate(self) -> None:
-        from seqlab.config import check
-
         unknown = [c for c in self.channels if c not in CHANNELS]
         check(not unknown, "data.options.channels", "names from " + ", ".join(CHANNELS), unknown[:1] or None)
         eog = [c for c in self.channels if c in EOG_CHANNELS]

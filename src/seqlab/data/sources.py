@@ -33,6 +33,7 @@ from seqlab.data.dataset import (
 )
 from seqlab.data.ts_format import read_ts
 from seqlab.errors import SeqlabError
+from seqlab.options import from_dict
 
 
 @dataclass
@@ -285,8 +286,6 @@ def _merge_train_test(train: LoadedFile, test: LoadedFile, source: str) -> tuple
 
 def load_data(config: DataConfig, seed: int = 0) -> DataBundle:
     """Load ``config.spec`` and split it into train / validation / test."""
-    from seqlab.config import from_dict
-
     if config.fold and config.spec.startswith(("ut-har:", "deap:")):
         raise SeqlabError(f"data.fold: {config.spec.split(':')[0]}: data splits by its own options; seqlab cv "
                           "folds deap: by subject through data.options.test_subjects, and ut-har: not at all")

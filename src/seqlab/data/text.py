@@ -27,9 +27,6 @@ class TextData:
     train: np.ndarray  # (N_train,) int64
     val: np.ndarray  # (N_val,) int64
 
-    def encode(self, text: str) -> np.ndarray:
-        return encode(text, self.vocab)
-
 
 def encode(text: str, vocab: list[str]) -> np.ndarray:
     lookup = {ch: i for i, ch in enumerate(vocab)}

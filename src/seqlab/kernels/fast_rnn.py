@@ -32,8 +32,9 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.profiler import record_function
 
-from seqlab.kernels import cpu_kernels as K
-from seqlab.kernels import buffers, parallel
+import seqlab.kernels.buffers as buffers
+import seqlab.kernels.cpu_kernels as K
+import seqlab.kernels.parallel as parallel
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 

@@ -15,11 +15,11 @@ from typing import Literal
 import torch
 from torch import nn
 
-from seqlab.config import check
 from seqlab.errors import SeqlabError
 from seqlab.models.pooling import AdditiveAttention, masked_mean, step_mask
 from seqlab.models.recurrent import RecurrentEncoder
 from seqlab.models.registry import register_model
+from seqlab.options import check
 
 # The FCN of Wang et al. (2017) that every member of the family keeps: (filters, kernel) per block.
 FCN_BLOCKS = ((128, 8), (256, 5), (128, 3))

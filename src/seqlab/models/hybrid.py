@@ -13,10 +13,10 @@ from typing import Literal
 import torch
 from torch import nn
 
-from seqlab.config import check
-from seqlab.models.recurrent import RecurrentEncoder, RecurrentModel, RecurrentOptions
 from seqlab.models.pooling import step_mask
+from seqlab.models.recurrent import RecurrentEncoder, RecurrentModel, RecurrentOptions
 from seqlab.models.registry import register_model
+from seqlab.options import check
 
 # SenseFi's UT_HAR_CNN_GRU convolutions: (kernel, stride), 90 features -> 27 -> 12 -> 8.
 SENSEFI_CONVS = ((12, 3), (5, 2), (5, 1))

@@ -9,8 +9,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-POOLINGS = ("last", "mean", "attention")
-
 
 def step_mask(lengths: torch.Tensor | None, batch: int, steps: int, device) -> torch.Tensor:
     """(B, T) bool mask, True on valid steps."""

@@ -21,11 +21,11 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seqlab.config import check
 from seqlab.kernels import fast_rnn
 from seqlab.models.pooling import AdditiveAttention, masked_mean, step_mask
 from seqlab.models.registry import register_model
 from seqlab.models.reset_before import ResetBeforeGRU
+from seqlab.options import check
 
 RNN_CLASSES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 BACKENDS = ("torch", "fast")
@@ -223,10 +223,6 @@ class RecurrentModel(nn.Module):
         self.attention = AdditiveAttention(features) if head == "attention" else None
         self.dropout = nn.Dropout(head_dropout)
         self.fc = nn.Linear(features, output_size)
-
-    @property
-    def per_step(self) -> bool:
-        return self.head == "step"
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() == 2 and lengths is None:  # unbatched (T, F)

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from torch import nn
 
 from seqlab.errors import SeqlabError
+from seqlab.options import from_dict
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,6 @@ def resolve_model_options(values: dict[str, Any], task: str | None = None) -> di
 
     With ``task``, a model that does not serve it is refused.
     """
-    from seqlab.config import from_dict
-
     if not isinstance(values, dict):
         raise SeqlabError(f"model: expected a mapping with a name and options, got {values!r}")
     values = dict(values)

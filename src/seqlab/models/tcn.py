@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from seqlab.config import check
 from seqlab.models.registry import register_model
+from seqlab.options import check
 
 
 def receptive_field(kernel_size: int, levels: int) -> int:

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from seqlab.config import check
 from seqlab.models.pooling import masked_mean, step_mask
 from seqlab.models.recurrent import RecurrentEncoder
 from seqlab.models.registry import register_model
+from seqlab.options import check
 
 
 class TextLSTM(nn.Module):

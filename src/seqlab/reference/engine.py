@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqlab.reference import cells
+import seqlab.reference.cells as cells
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
