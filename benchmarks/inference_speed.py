@@ -33,12 +33,13 @@ import torch
 
 from seqlab.data.scaling import Normalizer
 from seqlab.export import export_run
-from seqlab.export.graph import Deployable
-from seqlab.export.ncnn import load_ncnn
-from seqlab.export.runtime import PART_ROWS, OnnxModel, usable_cores
-from seqlab.export.streaming import Streamer
+from seqlab.kernels.parallel import usable_cores
 from seqlab.models import build_model
 from seqlab.runs import load_run, save_run_checkpoint
+from seqlab.serving.modules import Deployable
+from seqlab.serving.ncnn_runtime import load_ncnn
+from seqlab.serving.onnx_model import PART_ROWS, OnnxModel
+from seqlab.serving.streamer import Streamer
 
 F, H, T, C = 90, 128, 250, 7
 HAVE_NCNN = importlib.util.find_spec("ncnn") is not None and importlib.util.find_spec("pnnx") is not None

@@ -24,9 +24,9 @@ import torch
 
 from seqlab.errors import SeqlabError
 from seqlab.export.console import captured_console
-from seqlab.export.exporter import _export_onnx
-from seqlab.export.graph import Deployable
+from seqlab.export.torch_export import export_onnx
 from seqlab.models import build_model
+from seqlab.serving.modules import Deployable
 
 F, C, T = 6, 3, 20
 CASES = [("gru", False), ("bigru", False), ("lstm", False), ("bilstm", False), ("cnn1d-gru", False), ("gru", True)]
@@ -66,7 +66,7 @@ def main() -> None:
                     start = time.perf_counter()
                     try:
                         with captured_console():
-                            _export_onnx(module, example, names, path, axes, exporter)
+                            export_onnx(module, example, names, path, axes, exporter)
                         seconds = time.perf_counter() - start
                         outcome = describe(path, module, names)
                     except SeqlabError as error:

@@ -15,7 +15,8 @@ from conftest import run_cli
 from seqlab.data.scaling import Normalizer
 from seqlab.errors import SeqlabError
 from seqlab.export import export_run
-from seqlab.export.streaming import Streamer, step_model, whole_sequence_per_step
+from seqlab.export.parity import whole_sequence_per_step
+from seqlab.serving.streamer import Streamer, step_model
 from seqlab.models import build_model
 from seqlab.runs import load_run, save_run_checkpoint
 
@@ -77,7 +78,7 @@ def vowels(tmp_path_factory):
 
 
 def test_the_vowels_test_split_has_mixed_lengths(vowels):
-    from seqlab.export.exporter import held_out_split
+    from seqlab.export.quantize import held_out_split
 
     data = held_out_split(load_run(vowels["bigru", "last"]))
     assert data.lengths is not None and data.lengths.min() < data.lengths.max() == data.X.shape[1] == 29
@@ -85,8 +86,8 @@ def test_the_vowels_test_split_has_mixed_lengths(vowels):
 
 def assert_export_matches_eager_on_the_test_split(run_dir: Path, tmp_path: Path, formats=("onnx", "torchscript")):
     """Export, then run the file on the run's real test split, at its real lengths, against eager PyTorch."""
-    from seqlab.export import OnnxModel
-    from seqlab.export.exporter import held_out_split
+    from seqlab.serving import OnnxModel
+    from seqlab.export.quantize import held_out_split
 
     run = load_run(run_dir)
     data = held_out_split(run)
@@ -300,7 +301,7 @@ def test_a_model_torch_cannot_export_is_a_clear_error(tmp_path, capsys, monkeypa
     def refuse(*args, **kwargs):
         raise torch.onnx.errors.OnnxExporterError("Unsupported: ONNX export of operator Sort\nmore detail")
 
-    monkeypatch.setattr(exporter, "_export_onnx", refuse)
+    monkeypatch.setattr(exporter, "export_onnx", refuse)
     run = make_run(tmp_path / "run", "gru", {})
     status, out, err = run_cli(capsys, "export", "--run", run, "--format", "onnx", "--out", tmp_path / "m.onnx")
     assert status == 2 and "Traceback" not in err
@@ -478,7 +479,7 @@ def test_forecast_and_language_model_runs_export(tmp_path, capsys):
 
 def test_a_token_classifier_exports_on_token_ids_with_lengths(tmp_path):
     """text-lstm reads token ids: random floats as ids once crashed the export with IndexError."""
-    from seqlab.export import OnnxModel
+    from seqlab.serving import OnnxModel
 
     vocab = 30
     run_dir = make_run(tmp_path / "run", "text-lstm", {"embedding_dim": 8, "hidden_size": 4},
@@ -543,7 +544,7 @@ def test_static_export_fixes_the_shapes_and_still_reads_lengths(tmp_path, capsys
 
 @pytest.mark.slow
 def test_dynamo_with_dynamic_axes_exports_with_parity_or_refuses_a_frozen_axis(tmp_path):
-    from seqlab.export.exporter import _export_onnx
+    from seqlab.export.torch_export import export_onnx
 
     report = export_run(make_run(tmp_path / "gru", "gru", {}), "onnx", tmp_path / "gru.onnx", fixed_length=True,
                         exporter="dynamo")
@@ -552,14 +553,14 @@ def test_dynamo_with_dynamic_axes_exports_with_parity_or_refuses_a_frozen_axis(t
     axes = {"x": {0: "batch", 1: "time"}, "y": {0: "batch"}}
     with pytest.raises(SeqlabError, match=r"--exporter dynamo: torch.export (refused|fixed axes of x).*"
                                           r"use --exporter legacy"):
-        _export_onnx(flat, (torch.randn(2, 20, F),), ["x"], tmp_path / "flat.onnx", axes, "dynamo")
+        export_onnx(flat, (torch.randn(2, 20, F),), ["x"], tmp_path / "flat.onnx", axes, "dynamo")
 
 
 def test_int8_quantisation_reports_accuracy_and_speed_on_the_test_split(vowels, tmp_path, capsys):
     import json
 
-    from seqlab.export import OnnxModel
-    from seqlab.export.exporter import held_out_split
+    from seqlab.serving import OnnxModel
+    from seqlab.export.quantize import held_out_split
     from seqlab.training.evaluate import predict_proba
 
     run_dir = vowels["bilstm", "attention"]

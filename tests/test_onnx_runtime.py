@@ -10,8 +10,9 @@ import torch
 
 from conftest import run_cli
 from seqlab.errors import SeqlabError
-from seqlab.export import OnnxModel, export_run
+from seqlab.export import export_run
 from seqlab.export.exporter import export_spec
+from seqlab.serving import OnnxModel
 from seqlab.runs import load_run
 from test_export import F, T, ZOO, make_run
 

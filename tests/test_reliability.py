@@ -91,8 +91,7 @@ def test_metrics_json_never_holds_nan(tmp_path):
 
 def test_onnx_model_and_streamer_refuse_nan(tiny_run, tmp_path):
     from seqlab.export import export_run
-    from seqlab.export.runtime import OnnxModel
-    from seqlab.export.streaming import Streamer
+    from seqlab.serving import OnnxModel, Streamer
 
     run, _ = tiny_run
     export_run(run, "onnx", tmp_path / "m.onnx", False, 1e-4, False)

@@ -19,7 +19,7 @@ def predict_file(run_dir: str | Path | None, input_path: str | Path, out_path: s
     one predicted value per target).
 
     The model is the run folder's, or with ``onnx`` an ONNX file written by
-    ``seqlab export --format onnx`` (run by :class:`seqlab.export.OnnxModel`
+    ``seqlab export --format onnx`` (run by :class:`seqlab.serving.OnnxModel`
     on ``workers`` cores; no run folder needed). A ``label`` column is added
     when the input carries labels. Returns the number of sequences.
     """
@@ -72,8 +72,8 @@ def _predict_targets(run, data, labels, input_path: Path, out_path: Path) -> int
 
 def _onnx_probabilities(path: Path, data, input_path: Path, workers: int | None, batch_size: int = 256):
     """Class probabilities (N, C) from an exported classifier; raw features in (its normaliser is inside)."""
-    from seqlab.export.runtime import OnnxModel
-    from seqlab.export.streaming import softmax
+    from seqlab.serving.onnx_model import OnnxModel
+    from seqlab.serving.streamer import softmax
 
     model = OnnxModel(path, workers)
     if model.task not in (None, "classification"):

@@ -530,7 +530,7 @@ def parse_static(value: str | None, run: Path) -> tuple[int, int] | None:
 def cmd_stream(args) -> None:
     import contextlib
 
-    from seqlab.export.streaming import check_window, stream_file
+    from seqlab.serving.stream_csv import check_window, stream_file
     from seqlab.io import check_output_path, open_atomic
 
     check_window(args.window, args.stride)  # before any output file is opened

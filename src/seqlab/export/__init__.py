@@ -1,6 +1,12 @@
-"""Deployment: export to ONNX, TorchScript and ncnn with parity checks, and streaming inference."""
+"""Deployment: export to ONNX, TorchScript and ncnn, each file proven against eager PyTorch.
 
-from seqlab.export.exporter import FORMATS, ExportReport, export_run
-from seqlab.export.runtime import OnnxModel
+:func:`export_run` writes a run folder's model as a whole-sequence graph or,
+with ``streaming``, as a step model with explicit state; every export passes
+through one parity harness (:mod:`seqlab.export.parity`) before it is moved
+into place. Running the files is :mod:`seqlab.serving`.
+"""
 
-__all__ = ["FORMATS", "ExportReport", "OnnxModel", "export_run"]
+from seqlab.export.exporter import FORMATS, export_run
+from seqlab.export.parity import ExportReport
+
+__all__ = ["FORMATS", "ExportReport", "export_run"]

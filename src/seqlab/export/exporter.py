@@ -15,36 +15,27 @@ one length, such as SenseFi's CNN-GRU), or with ``static`` fixed.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
 import os
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from seqlab.errors import SeqlabError
-from seqlab.export.console import captured_console
-from seqlab.export.graph import Deployable, LanguageModelLogits, TokenClassifier, replace_projected_lstms
+from seqlab.export.graph import LanguageModelLogits, TokenClassifier, replace_projected_lstms
+from seqlab.export.ncnn import export_ncnn
+from seqlab.export.parity import ExportReport, check_parity, onnx_runner, torchscript_runner
+from seqlab.export.quantize import check_quantizable, quantize_onnx
+from seqlab.export.streaming import export_step_model
+from seqlab.export.torch_export import EXPORTERS, export_onnx, label_onnx, torch_refusals
 from seqlab.models.recurrent import use_torch_backend
 from seqlab.models.registry import get_model_entry
 from seqlab.runs import Run, load_run
+from seqlab.serving.modules import Deployable
 
 FORMATS = ("onnx", "torchscript", "ncnn")
-
-
-@dataclass
-class ExportReport:
-    path: Path
-    format: str
-    streaming: bool
-    max_abs_diff: float
-    cases: list[tuple[int, int, float]] = field(default_factory=list)  # (batch, length, diff)
-    note: str = ""
-    quantization: dict | None = None  # --quantize: float32 against int8 on the run's test split
 
 
 @dataclass
@@ -134,109 +125,8 @@ def export_spec(run: Run, fixed_length: bool = False) -> ExportSpec:
                       [(b, n) for b in (1, 3, 8) for n in lengths], inputs, variable, not fixed)
 
 
-def held_out_split(run: Run):
-    """The run's own test split of a classification run, raw (as an export reads it): a SequenceSet."""
-    from seqlab.config import DataConfig, from_dict
-    from seqlab.data.sources import load_data
-
-    bundle = load_data(from_dict(DataConfig, run.config["data"], "data"), seed=run.config["train"]["seed"])
-    return bundle.test
-
-
 # ----------------------------------------------------------------------------
 # Whole-sequence exports
-
-
-EXPORTERS = ("auto", "dynamo", "legacy")
-
-
-def _export_onnx(module: torch.nn.Module, example: tuple, names: list[str], path: Path,
-                 axes: dict[str, dict[int, str]] | None, exporter: str) -> str:
-    """Write the graph with torch.export's ONNX exporter (``dynamo``) or the TorchScript-based one
-    (``legacy``), ``axes`` dynamic (None: every shape static); returns which exporter wrote it.
-
-    ``auto`` takes dynamo for static graphs without a ``lengths`` input and legacy otherwise, because,
-    measured on torch 2.13 (README, Deployment):
-
-    * torch.export refuses the packing of variable lengths (``pack_padded_sequence``: batch sizes that
-      depend on the data), where the legacy exporter writes the RNN operators' ``sequence_lens``;
-    * with a dynamic time axis it fixed that axis at the example's length for bidirectional layers and
-      pooled convolutions (a graph that then refuses every other length);
-    * it took 23 to 95 times as long as the legacy exporter (BENCHMARKS.md, benchmarks/onnx_exporters.py).
-
-    Both write GRUs in PyTorch's form (the ONNX GRU operator with ``linear_before_reset=1``).
-    """
-    if exporter == "auto":
-        exporter = "dynamo" if axes is None and "lengths" not in names else "legacy"
-    if exporter == "legacy":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module, example, str(path), dynamo=False, opset_version=17, input_names=names,
-                              output_names=["y"], dynamic_axes=axes)
-        return exporter
-    dims = {"batch": torch.export.Dim("batch"), "time": torch.export.Dim("time")}
-    shapes = None if axes is None else tuple({k: dims[v] for k, v in axes[n].items()} for n in names)
-    try:
-        torch.onnx.export(module, example, str(path), dynamo=True, dynamic_shapes=shapes, input_names=names,
-                          output_names=["y"], optimize=True, verbose=False)
-    except Exception as error:  # torch.export's refusal: name it, not the exporter's three-step banner
-        cause = error.__cause__ or error
-        text = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-        raise SeqlabError(f"--exporter dynamo: torch.export refused this model ({type(cause).__name__}: {text}); "
-                          "use --exporter legacy") from None
-    if axes is not None:
-        import onnx
-
-        graph_x = next(value for value in onnx.load(str(path)).graph.input if value.name == "x")
-        dims = graph_x.type.tensor_type.shape.dim
-        fixed = [f"{name} at {dims[axis].dim_value}" for axis, name in axes["x"].items() if dims[axis].dim_value]
-        if fixed:
-            raise SeqlabError(f"--exporter dynamo: torch.export fixed axes of x that should stay dynamic "
-                              f"({', '.join(fixed)}: the example's size); use --exporter legacy")
-    return exporter
-
-
-def label_onnx(path: Path, run: Run) -> None:
-    """Store the run's task (and class names) in the ONNX file's metadata, for OnnxModel, Streamer and the CLI."""
-    import onnx
-
-    model = onnx.load(str(path))
-    labels = {"seqlab_task": run.task}
-    if run.task == "classification":
-        labels["seqlab_class_names"] = json.dumps(list(run.class_names))
-    if run.task == "regression":
-        labels["seqlab_target_names"] = json.dumps(list(run.extras["target_names"]))
-    for key, value in labels.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(model, str(path))
-
-
-def _onnx_runner(path: Path, names: list[str]):
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return lambda *inputs: session.run(None, {n: t.numpy() for n, t in zip(names, inputs)})[0]
-
-
-def _torchscript_runner(path: Path):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        loaded = torch.jit.load(str(path))
-    return lambda *inputs: loaded(*inputs).detach().numpy()
-
-
-@contextlib.contextmanager
-def torch_refusals(fmt: str, out: Path):
-    """Keep torch.onnx's and torch.jit's console notes (C++ shape-inference warnings) out of seqlab's
-    output, and turn their refusals (RuntimeError) into a :class:`SeqlabError` naming the cause."""
-    try:
-        with captured_console():
-            yield
-    except RuntimeError as error:
-        cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise SeqlabError(f"export {fmt}: torch could not export this model ({cause}); "
-                          f"nothing was written to {out}") from None
 
 
 def export_run(run_dir: str | Path, fmt: str, out: str | Path, streaming: bool = False,
@@ -248,7 +138,7 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, streaming: bool =
     Models that pack variable lengths take a ``lengths`` input; ``fixed_length`` leaves it out
     (a smaller, faster graph for data whose sequences all have one length). ``static`` = (batch,
     steps) fixes the ONNX graph's input shapes (checked at that shape only). ``exporter``: ONNX
-    exporter, ``auto``, ``dynamo`` or ``legacy`` (see :func:`_export_onnx`). ``keep_intermediate``
+    exporter, ``auto``, ``dynamo`` or ``legacy`` (see :func:`seqlab.export.torch_export.export_onnx`). ``keep_intermediate``
     keeps pnnx's files of an ncnn export in ``NAME.pnnx/`` beside ``out``. ``quantize="int8"``
     writes a dynamically quantised ONNX graph and reports its accuracy and speed against float32
     on the run's test split (:mod:`seqlab.export.quantize`).
@@ -273,20 +163,14 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, streaming: bool =
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if streaming:
-        from seqlab.export.streaming import export_step_model
-
         return export_step_model(run, fmt, out, tolerance, keep_intermediate)
     spec = export_spec(run, fixed_length)
     eager = spec.module
     if fmt == "ncnn":
-        from seqlab.export.ncnn import export_ncnn
-
         if run.task != "classification":
             raise SeqlabError(f"--format ncnn: covers classification runs; this one is a {run.task} run")
         return export_ncnn(run, eager, copy.deepcopy(eager), out, spec.shapes, tolerance, keep_intermediate)
     if quantize is not None:
-        from seqlab.export.quantize import check_quantizable
-
         check_quantizable(run, quantize, static)
     exportable = copy.deepcopy(eager)
     notes = []
@@ -308,17 +192,15 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, streaming: bool =
     try:
         with torch_refusals(fmt, out):  # also silences torch's warnings
             if fmt == "onnx":
-                used = _export_onnx(exportable, example, spec.input_names, tmp, None if static else spec.axes(),
+                used = export_onnx(exportable, example, spec.input_names, tmp, None if static else spec.axes(),
                                     exporter)
                 notes.append(f"exporter: {'torch.export (dynamo)' if used == 'dynamo' else 'TorchScript-based'}")
                 label_onnx(tmp, run)
             else:
                 torch.jit.trace(exportable, example, check_trace=False).save(str(tmp))
-        runner = _onnx_runner(tmp, spec.input_names) if fmt == "onnx" else _torchscript_runner(tmp)
-        report = _check(eager, runner, cases, tolerance, out, fmt, "; ".join(notes))
+        runner = onnx_runner(tmp, spec.input_names) if fmt == "onnx" else torchscript_runner(tmp)
+        report = check_parity(runner, eager, cases, tolerance, out, fmt, note="; ".join(notes))
         if quantize is not None:
-            from seqlab.export.quantize import quantize_onnx
-
             report.quantization = quantize_onnx(run, tmp, out)
         os.replace(tmp, out)
         return report
@@ -344,19 +226,3 @@ def static_cases(spec: ExportSpec, batch: int, steps: int) -> list[tuple]:
     if not spec.dynamic_time and steps != spec.shapes[0][1]:
         raise SeqlabError(f"--static: this model reads exactly {spec.shapes[0][1]} steps, got {steps}")
     return [spec.make_inputs(batch, steps, 100 + i, full_row=i < 2) for i in range(3)]
-
-
-def _check(eager, runner, cases: list[tuple], tolerance: float, out: Path, fmt: str, note: str = "") -> ExportReport:
-    """The largest difference between ``runner`` (the export) and ``eager`` over the input ``cases``."""
-    diffs = []
-    with torch.no_grad():
-        for inputs in cases:
-            diff = float(np.abs(runner(*inputs) - eager(*inputs).numpy()).max())
-            diffs.append((int(inputs[0].shape[0]), int(inputs[0].shape[1]), diff))
-    worst = max(d for _, _, d in diffs)
-    if not worst <= tolerance:  # also catches NaN
-        raise SeqlabError(
-            f"export {fmt}: the exported model differs from eager PyTorch by {worst:.3g} (tolerance {tolerance:g}); "
-            f"nothing was written to {out}"
-        )
-    return ExportReport(out, fmt, False, worst, diffs, note)

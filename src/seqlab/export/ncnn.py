@@ -15,14 +15,16 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from seqlab.errors import SeqlabError
 from seqlab.export.console import captured_console
+from seqlab.export.parity import ExportReport, check_parity, raw_inputs, stepwise, whole_sequence_per_step
+from seqlab.io import write_json
 from seqlab.models.hybrid import CNNGRU
 from seqlab.models.recurrent import RecurrentModel
+from seqlab.serving.ncnn_runtime import load_ncnn, ncnn_sequence, ncnn_step
 
 NCNN_MODELS = ("rnn", "gru", "lstm", "bigru", "bilstm", "cnn-gru")
 
@@ -112,43 +114,9 @@ def _place(source: Path, target: Path) -> None:
     os.replace(partial, target)
 
 
-def load_ncnn(param: Path):
-    """An ncnn.Net with full float32 arithmetic (ncnn defaults to fp16 storage where it can)."""
-    import ncnn
-
-    net = ncnn.Net()
-    for flag in ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic", "use_bf16_storage"):
-        setattr(net.opt, flag, False)
-    net.load_param(str(param))
-    net.load_model(str(param.with_suffix(".bin")))
-    return net
-
-
-def ncnn_step(net, x: np.ndarray, states: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """One step through an ncnn step model: x (F,), states as (L, 1, P) arrays -> logits (C,), new states."""
-    import ncnn
-
-    arrays = [np.ascontiguousarray(x[None], dtype=np.float32)] + [np.ascontiguousarray(s) for s in states]
-    mats = [ncnn.Mat(a) for a in arrays]  # each Mat borrows its array: both stay alive until extracted
-    extractor = net.create_extractor()
-    for i, mat in enumerate(mats):
-        extractor.input(f"in{i}", mat)
-    outputs = []
-    for i in range(len(mats)):
-        status, result = extractor.extract(f"out{i}")
-        if status != 0:
-            raise SeqlabError("ncnn could not run the step model")
-        outputs.append(np.array(result))
-    return outputs[0].reshape(-1), [o.reshape(s.shape) for o, s in zip(outputs[1:], states)]
-
-
-def export_ncnn_step(run, step, out: Path, tolerance: float, keep_intermediate: bool = False):
+def export_ncnn_step(run, step, out: Path, tolerance: float, keep_intermediate: bool = False) -> ExportReport:
     """Write the step model as ``out`` (.param), .bin and .json (inputs, outputs, state shapes);
     check it frame by frame against the whole-sequence model."""
-    from seqlab.export.exporter import ExportReport
-    from seqlab.export.streaming import raw_inputs, whole_sequence_per_step
-    from seqlab.io import write_json
-
     if step.pool is not None:
         raise SeqlabError(f"--format ncnn --streaming: head {step.pool!r} keeps a pooled state that ncnn cannot "
                           "express here; use onnx or torchscript")
@@ -160,15 +128,14 @@ def export_ncnn_step(run, step, out: Path, tolerance: float, keep_intermediate: 
         example = (raw_inputs(run, 1, 1, seed=0)[:, 0], *(torch.from_numpy(s) for s in states))
         _convert(module, work, "--format ncnn --streaming", inputs=example)
         net = load_ncnn(work / "model.param")
-        x = raw_inputs(run, 1, min(int(run.extras["steps"]), 30), seed=200)  # (1, T, F)
-        reference = whole_sequence_per_step(step, x)[0]  # (T, C)
-        worst, carried = 0.0, states
-        for t in range(x.shape[1]):
-            logits, carried = ncnn_step(net, x[0, t].numpy(), carried)
-            worst = max(worst, float(np.abs(logits - reference[t]).max()))
-        if not worst <= tolerance:
-            raise SeqlabError(f"export ncnn --streaming: step-by-step outputs differ from the whole-sequence model "
-                              f"by {worst:.3g} (tolerance {tolerance:g}); nothing was written to {out}")
+
+        def run_step(x, carried):  # x (1, F): ncnn has no batch axis
+            logits, carried = ncnn_step(net, x[0].numpy(), carried)
+            return logits[None], carried
+
+        cases = [(raw_inputs(run, 1, min(int(run.extras["steps"]), 30), seed=200),)]  # (1, T, F)
+        report = check_parity(stepwise(run_step, lambda batch: states), lambda x: whole_sequence_per_step(step, x),
+                              cases, tolerance, out, "ncnn", streaming=True, path=param)
         _place(work / "model.param", param)
         _place(work / "model.bin", weights)
     names = step.state_names
@@ -180,8 +147,8 @@ def export_ncnn_step(run, step, out: Path, tolerance: float, keep_intermediate: 
         "state_shapes": {n: list(s.shape) for n, s in zip(names, states)},
     })
     kept = f"; pnnx's files kept in {intermediate_folder(out)}" if keep_intermediate else ""
-    return ExportReport(param, "ncnn", True, worst, [(1, x.shape[1], worst)],
-                        f"weights in {weights}, inputs and state shapes in {meta}{kept}")
+    report.note = f"weights in {weights}, inputs and state shapes in {meta}{kept}"
+    return report
 
 
 def ncnn_module(run, model: nn.Module, shift, scale) -> nn.Module:
@@ -230,13 +197,9 @@ def work_folder(out: Path, keep: bool):
     yield folder
 
 
-def export_ncnn(run, eager, exportable, out: Path, shapes, tolerance: float, keep_intermediate: bool = False):
+def export_ncnn(run, eager, exportable, out: Path, shapes, tolerance: float,
+                keep_intermediate: bool = False) -> ExportReport:
     """Write ``out`` (.param) and ``out`` with suffix .bin; check batch-1 parity at each test length."""
-    import ncnn
-
-    from seqlab.export.exporter import ExportReport
-    from seqlab.export.streaming import raw_inputs
-
     module = ncnn_module(run, exportable.model, exportable.shift, exportable.scale)
     lengths = sorted({length for _, length in shapes})
     param, weights = out.with_suffix(".param"), out.with_suffix(".bin")
@@ -245,26 +208,11 @@ def export_ncnn(run, eager, exportable, out: Path, shapes, tolerance: float, kee
         x2 = raw_inputs(run, 1, lengths[-1], seed=1) if len(lengths) > 1 else None
         _convert(module, work, "--format ncnn", inputs=x1, inputs2=x2)
         net = load_ncnn(work / "model.param")
-        cases = []
-        with torch.no_grad():
-            for i, length in enumerate(lengths):
-                x = raw_inputs(run, 1, length, seed=300 + i)
-                extractor = net.create_extractor()
-                array = np.ascontiguousarray(x[0].numpy())  # (T, F)
-                frames = ncnn.Mat(array)  # borrows the array's memory: both stay alive until extracted
-                if extractor.input("in0", frames) != 0:
-                    raise SeqlabError("--format ncnn: the converted graph has an operator ncnn cannot run")
-                status, result = extractor.extract("out0")
-                if status != 0:
-                    raise SeqlabError("--format ncnn: ncnn could not run the converted graph")
-                diff = float(np.abs(np.array(result).reshape(-1) - eager(x).numpy().reshape(-1)).max())
-                cases.append((1, length, diff))
-        worst = max(d for _, _, d in cases)
-        if not worst <= tolerance:
-            raise SeqlabError(f"export ncnn: the ncnn model differs from eager PyTorch by {worst:.3g} "
-                              f"(tolerance {tolerance:g}); nothing was written to {out}")
+        cases = [(raw_inputs(run, 1, length, seed=300 + i),) for i, length in enumerate(lengths)]  # (1, T, F)
+        report = check_parity(lambda x: ncnn_sequence(net, x[0].numpy()), eager, cases, tolerance, out, "ncnn",
+                              path=param)
         _place(work / "model.param", param)
         _place(work / "model.bin", weights)
     kept = f"; pnnx's files kept in {intermediate_folder(out)}" if keep_intermediate else ""
-    return ExportReport(param, "ncnn", False, worst, cases,
-                        f"weights in {weights}; batch 1 (ncnn has no batch axis){kept}")
+    report.note = f"weights in {weights}; batch 1 (ncnn has no batch axis){kept}"
+    return report

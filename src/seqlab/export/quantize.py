@@ -20,10 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
+from seqlab.config import DataConfig
+from seqlab.data.dataset import SequenceSet
+from seqlab.data.sources import load_data
 from seqlab.errors import SeqlabError
 from seqlab.export.console import captured_console
 from seqlab.io import write_json
+from seqlab.options import from_dict
 from seqlab.runs import Run
+from seqlab.serving.onnx_model import OnnxModel
 
 QUANTIZE = ("int8",)
 INTEGER_OPERATORS = ("MatMulInteger", "DynamicQuantizeLSTM", "ConvInteger", "DynamicQuantizeMatMul")
@@ -45,13 +50,16 @@ def check_quantizable(run: Run, mode: str, static) -> None:
                           "leave out --static")
 
 
+def held_out_split(run: Run) -> SequenceSet:
+    """The run's own test split of a classification run, raw (as an export reads it)."""
+    bundle = load_data(from_dict(DataConfig, run.config["data"], "data"), seed=run.config["train"]["seed"])
+    return bundle.test
+
+
 def quantize_onnx(run: Run, fp32: Path, out: Path, repeats: int = 5) -> dict:
     """Replace the float32 graph at ``fp32`` by its int8 form; returns (and writes beside ``out``) the
     comparison on the run's test split. Raises :class:`SeqlabError` where int8 gains nothing."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from seqlab.export.exporter import held_out_split
-    from seqlab.export.runtime import OnnxModel
 
     int8 = fp32.with_name(f"{fp32.name}.int8")
     try:
