@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -309,3 +310,14 @@ def _claim(out: Path, config_yaml: str, fingerprint: str, overwrite: bool, forei
             )
         write_json(out / MARKER_FILE, marker)
     return resume
+
+
+def slug(spec: str) -> str:
+    """A folder name for a data spec: ``aeon:BasicMotions`` -> ``aeon-BasicMotions``; a file -> its stem."""
+    name = spec
+    for prefix in ("series:", "text:", "ut-har:", "deap:"):
+        if spec.startswith(prefix) and "/" in spec:
+            name = prefix[:-1] + "-" + Path(spec[len(prefix):].rstrip("/")).stem
+    if "/" in name or name.endswith((".npz", ".csv", ".ts")):
+        name = Path(name).stem
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "data"

@@ -12,7 +12,6 @@ command reuses finished cells and resumes interrupted ones
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,6 +20,7 @@ from seqlab.config import PRESETS, infer_task, read_config_file, resolve_config
 from seqlab.errors import SeqlabError
 from seqlab.experiments.runner import Job, run_jobs
 from seqlab.io import write_csv
+from seqlab.runs import slug
 
 RESULTS_FILE = "results.csv"
 COMPARE_PRESETS = PRESETS / "compare"
@@ -148,17 +148,6 @@ def plan_grid(models: Sequence[str], data: Sequence[str], seeds: Sequence[int], 
                 folder = out / slugs[spec] / label / f"seed{seed}"
                 cells.append(Cell(label, spec, seed, Job(f"{label} on {spec}, seed {seed}", cell_tree, folder)))
     return cells
-
-
-def slug(spec: str) -> str:
-    """A folder name for a data spec: ``aeon:BasicMotions`` -> ``aeon-BasicMotions``; a file -> its stem."""
-    name = spec
-    for prefix in ("series:", "text:", "ut-har:", "deap:"):
-        if spec.startswith(prefix) and "/" in spec:
-            name = prefix[:-1] + "-" + Path(spec[len(prefix):].rstrip("/")).stem
-    if "/" in name or name.endswith((".npz", ".csv", ".ts")):
-        name = Path(name).stem
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "data"
 
 
 def flatten_metrics(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from seqlab.reports.document import Figure, Section, Table, Text, new_figure
+from seqlab.runs import slug
 
 # task -> the metrics a report shows: (split, name, higher is better); the first one ranks the models.
 TASK_METRICS = {
@@ -94,17 +95,11 @@ def _data_section(spec: str, runs, models: list[str], wanted) -> Section:
         rows.append([f"baseline: {name}", len(by_seed)] + [mean_sd(values[metric]) for _, metric, _ in wanted]
                     + ["-", "-", "-"])
     blocks = [Table(header, rows, f"{spec}: mean ± sd over seeds {', '.join(map(str, sorted(by_seed)))}"),
-              Figure(f"bars-{_file_name(spec)}", _bar_chart(spec, bars, baseline_bars, wanted),
+              Figure(f"bars-{slug(spec)}", _bar_chart(spec, bars, baseline_bars, wanted),
                      f"{spec}: mean over seeds, error bars one sd; baselines hatched"),
-              Figure(f"curves-{_file_name(spec)}", _curves(spec, runs, present),
+              Figure(f"curves-{slug(spec)}", _curves(spec, runs, present),
                      f"{spec}: learning curves, mean over seeds (band: ± one sd)")]
     return Section(f"Data set {spec}", blocks)
-
-
-def _file_name(spec: str) -> str:
-    from seqlab.experiments.compare import slug
-
-    return slug(spec)
 
 
 def _bar_chart(spec: str, bars: dict, baselines: dict, wanted):
