@@ -172,6 +172,29 @@ def test_ncnn_refuses_what_it_cannot_run(tmp_path):
         export_run(run, "ncnn", tmp_path / "m.param")
 
 
+def test_export_and_streaming_follow_the_registry_entry_not_the_name(tmp_path, monkeypatch):
+    """A family registered as gru's module with other capabilities: the export fixes its time axis and
+    reads no lengths, streaming and ncnn refuse it; the same weights as plain gru export with lengths."""
+    import dataclasses
+
+    from seqlab.models import registry
+
+    fixed = dataclasses.replace(registry.get_model_entry("gru"), name="gru-fixed", fixed_length=lambda options: True,
+                                streamable=False, ncnn=False)
+    monkeypatch.setitem(registry._REGISTRY, "gru-fixed", fixed)
+    runs = {name: make_run(tmp_path / name, name, {}) for name in ("gru", "gru-fixed")}
+    reports = {name: export_run(run, "onnx", tmp_path / f"{name}.onnx") for name, run in runs.items()}
+    assert {length for _, length, _ in reports["gru-fixed"].cases} == {T}
+    assert "lengths" not in reports["gru-fixed"].note and "lengths" in reports["gru"].note
+    assert len({length for _, length, _ in reports["gru"].cases}) > 1
+    with pytest.raises(SeqlabError, match=r"model gru-fixed cannot stream: streaming covers the recurrent"):
+        export_run(runs["gru-fixed"], "onnx", tmp_path / "step.onnx", streaming=True)
+    with pytest.raises(SeqlabError, match=r"--format ncnn: gru-fixed is not supported \(ncnn export covers "
+                                          r"rnn, gru, lstm, bigru, bilstm, cnn-gru\)"):
+        export_run(runs["gru-fixed"], "ncnn", tmp_path / "m.param")
+    assert export_run(runs["gru"], "onnx", tmp_path / "step.onnx", streaming=True).streaming
+
+
 @pytest.mark.parametrize("name,options", [
     ("rnn", {}), ("gru", {"num_layers": 2}), ("lstm", {}), ("lstm", {"proj_size": 4}),
     ("lstm", {"proj_size": 3, "num_layers": 2}), ("rnn", {"nonlinearity": "relu"}),

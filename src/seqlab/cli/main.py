@@ -371,6 +371,9 @@ def cmd_models(args) -> None:
         print(textwrap.fill(entry.summary, width, initial_indent=name.ljust(name_width), subsequent_indent=indent))
         print(textwrap.fill(", ".join(entry.tasks), width, initial_indent=indent + "tasks: ",
                             subsequent_indent=indent + "       "))
+        exports = "onnx, torchscript" + (", ncnn" if entry.ncnn else "") + ("; streams frame by frame (classification)"
+                                                                             if entry.streamable else "")
+        print(textwrap.fill(exports, width, initial_indent=indent + "export: ", subsequent_indent=indent + "  "))
         print(textwrap.fill(options, width, initial_indent=indent + "options: ", subsequent_indent=indent + "  ",
                             break_on_hyphens=False))
     print("\nSet options with flags (--hidden-size ...) or --set model.KEY=VALUE.")

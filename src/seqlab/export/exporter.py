@@ -55,9 +55,6 @@ class ExportSpec:
         return {"x": x, "y": {0: "batch"}, **({"lengths": {0: "batch"}} if self.variable_length else {})}
 
 
-FIXED_LENGTH = ("cnn-gru", "cnn-gru-parallel", "cnn-lstm-parallel")
-
-
 def export_spec(run: Run, fixed_length: bool = False) -> ExportSpec:
     """Classification and regression: raw features (the normaliser inside, and a regression run's target
     scaling), or token ids for token models, and, where the model packs, lengths (unless ``fixed_length``:
@@ -65,8 +62,6 @@ def export_spec(run: Run, fixed_length: bool = False) -> ExportSpec:
     Forecast: the model's own inputs (transformed, scaled series plus covariates).
     Language model: character ids in, logits out."""
     model = use_torch_backend(copy.deepcopy(run.model).eval())  # the fast backend cannot be traced
-    name = run.checkpoint["model"]["name"]
-    options = run.checkpoint["model"]["options"]
     if run.task == "lm":
         vocab = run.checkpoint["model"]["output_size"]
 
@@ -87,9 +82,9 @@ def export_spec(run: Run, fixed_length: bool = False) -> ExportSpec:
                           [(b, n) for b in (1, 3, 8) for n in (window, 2 * window)], series, False)
     normalizer = run.normalizer
     steps, features = int(run.extras["steps"]), int(run.extras["features"])
-    tokens = get_model_entry(name).tokens
-    fixed = (name in FIXED_LENGTH and options.get("conv_axis", "feature") == "feature") or \
-        bool(options.get("dimension_shuffle"))  # the length is the recurrent branch's input width
+    entry = get_model_entry(run.checkpoint["model"]["name"])
+    tokens = entry.tokens
+    fixed = entry.reads_fixed_length(run.checkpoint["model"]["options"])
     shortest = max(2, getattr(model, "min_steps", 2))  # strided convolutions need a minimum length
     lengths = [steps] if fixed else sorted({steps, max(shortest, steps // 2 + 1), steps * 2})
     # Packed batches export as ONNX sequence_lens; a projected LSTM's rewrite cannot carry them.

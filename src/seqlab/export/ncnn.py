@@ -24,10 +24,8 @@ from seqlab.export.parity import ExportReport, check_parity, raw_inputs, stepwis
 from seqlab.io import write_json
 from seqlab.models.hybrid import CNNGRU
 from seqlab.models.recurrent import RecurrentModel
+from seqlab.models.registry import get_model_entry, model_names
 from seqlab.serving.ncnn_runtime import load_ncnn, ncnn_sequence, ncnn_step
-
-NCNN_MODELS = ("rnn", "gru", "lstm", "bigru", "bilstm", "cnn-gru")
-
 
 class NcnnRecurrent(nn.Module):
     """A recurrent classifier (heads last or mean) in operators ncnn has."""
@@ -153,9 +151,9 @@ def export_ncnn_step(run, step, out: Path, tolerance: float, keep_intermediate: 
 
 def ncnn_module(run, model: nn.Module, shift, scale) -> nn.Module:
     name = run.checkpoint["model"]["name"]
-    if name not in NCNN_MODELS:
-        raise SeqlabError(f"--format ncnn: {name} is not supported (ncnn export covers {', '.join(NCNN_MODELS)}); "
-                          "export it to onnx or torchscript")
+    if not get_model_entry(name).ncnn:
+        raise SeqlabError(f"--format ncnn: {name} is not supported (ncnn export covers "
+                          f"{', '.join(model_names('ncnn'))}); export it to onnx or torchscript")
     if isinstance(model, CNNGRU):
         if model.conv_axis != "feature":
             raise SeqlabError("--format ncnn: cnn-gru with conv_axis time is not supported; use onnx or torchscript")

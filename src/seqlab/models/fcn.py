@@ -189,8 +189,16 @@ class FCNOptions:
 
 
 _SEQ = ("classification",)
+
+
+def _shuffled(options) -> bool:
+    """With dimension_shuffle the recurrent branch reads F steps of T values: T is its input width."""
+    return options["dimension_shuffle"]
+
+
 register_model("lstm-fcn", RecurrentFCN, FCNOptions, _SEQ,
                "LSTM-FCN (Karim et al.): FCN 128/256/128 beside an LSTM; attention, squeeze_excite, "
-               "dimension_shuffle", needs_steps=True)
+               "dimension_shuffle", needs_steps=True, fixed_length=_shuffled)
 register_model("gru-fcn", RecurrentFCN, FCNOptions, _SEQ,
-               "GRU-FCN (Elsayed et al.): FCN 128/256/128 beside a GRU", needs_steps=True, preset={"cell": "gru"})
+               "GRU-FCN (Elsayed et al.): FCN 128/256/128 beside a GRU", needs_steps=True, fixed_length=_shuffled,
+               preset={"cell": "gru"})

@@ -284,11 +284,13 @@ class ABLSTMOptions(RecurrentOptions):
 
 _SEQ = ("classification",)
 register_model("cnn-gru", CNNGRU, CNNGRUOptions, _SEQ,
-               "serial CNN-GRU (SenseFi UT_HAR_CNN_GRU; conv_axis feature or time)", needs_steps=True)
+               "serial CNN-GRU (SenseFi UT_HAR_CNN_GRU; conv_axis feature or time)", needs_steps=True,
+               fixed_length=lambda options: options["conv_axis"] == "feature", ncnn=True)
 register_model("cnn-gru-parallel", CNNRecurrentParallel, ParallelOptions, _SEQ,
-               "parallel CNN and GRU branches, concatenated", needs_steps=True)
+               "parallel CNN and GRU branches, concatenated", needs_steps=True, fixed_length=lambda options: True)
 register_model("cnn-lstm-parallel", CNNRecurrentParallel, ParallelOptions, _SEQ,
-               "parallel CNN and LSTM branches, concatenated", needs_steps=True, preset={"cell": "lstm"})
+               "parallel CNN and LSTM branches, concatenated", needs_steps=True, fixed_length=lambda options: True,
+               preset={"cell": "lstm"})
 register_model("ablstm", ABLSTM, ABLSTMOptions, _SEQ, "attention-based BiLSTM (Chen et al. 2019)")
 register_model("cnn1d-lstm", CNN1DRecurrent, CNN1DOptions, _SEQ, "1D-CNN + max-pool + LSTM + dense (DEAP)")
 register_model("cnn1d-gru", CNN1DRecurrent, CNN1DOptions, _SEQ, "1D-CNN + max-pool + GRU + dense (DEAP)",

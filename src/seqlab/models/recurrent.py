@@ -341,8 +341,10 @@ class LSTMOptions(RecurrentOptions):
 
 _ALL = ("classification", "forecast", "lm")
 _BIDIRECTIONAL = ("classification", "forecast")  # no next-step prediction when reading ahead
-register_model("rnn", RNNModel, RNNOptions, _ALL, "Elman RNN (tanh or relu)")
-register_model("gru", GRUModel, GRUOptions, _ALL, "gated recurrent unit (reset_after: false for Cho et al.'s)")
-register_model("lstm", LSTMModel, LSTMOptions, _ALL, "long short-term memory, optional proj_size")
-register_model("bigru", GRUModel, GRUOptions, _BIDIRECTIONAL, "bidirectional GRU", bidirectional=True)
-register_model("bilstm", LSTMModel, LSTMOptions, _BIDIRECTIONAL, "bidirectional LSTM", bidirectional=True)
+register_model("rnn", RNNModel, RNNOptions, _ALL, "Elman RNN (tanh or relu)", streamable=True, ncnn=True)
+register_model("gru", GRUModel, GRUOptions, _ALL, "gated recurrent unit (reset_after: false for Cho et al.'s)",
+               streamable=True, ncnn=True)
+register_model("lstm", LSTMModel, LSTMOptions, _ALL, "long short-term memory, optional proj_size", streamable=True,
+               ncnn=True)
+register_model("bigru", GRUModel, GRUOptions, _BIDIRECTIONAL, "bidirectional GRU", ncnn=True, bidirectional=True)
+register_model("bilstm", LSTMModel, LSTMOptions, _BIDIRECTIONAL, "bidirectional LSTM", ncnn=True, bidirectional=True)

@@ -1,8 +1,11 @@
-"""The model zoo's registry: name -> builder, options dataclass, tasks.
+"""The model zoo's registry: name -> builder, options dataclass, tasks and capabilities.
 
 A model is registered with :func:`register_model`; its options dataclass
 holds the defaults (beside the model that owns them). ``seqlab models``
-prints this table, and configs name a model by its registered name.
+prints this table, and configs name a model by its registered name. The
+entry also says what the model can do beyond training (fixed-length or token
+input, streaming, ncnn export); export and serving ask the entry, so a new
+model family touches its own file and its registration only.
 """
 
 from __future__ import annotations
@@ -33,6 +36,15 @@ class ModelEntry:
             shape depends on the sequence length (time steps as channels).
         tokens: the input is token ids (N, T, 1), not features to normalise;
             the builder takes ``vocab_size``.
+        fixed_length: ``fixed_length(options) -> bool``: built with these
+            options, the model reads exactly the length it was built for (its
+            shape is built around T), so an export fixes the time axis.
+        streamable: the model runs one frame at a time with its state carried
+            (:class:`seqlab.serving.modules.StepModel`: a unidirectional
+            recurrent classifier); ``seqlab export --streaming`` and
+            ``seqlab stream`` without ``--window`` need it.
+        ncnn: ``seqlab export --format ncnn`` has an ncnn form of the model
+            (:mod:`seqlab.export.ncnn`).
     """
 
     name: str
@@ -43,11 +55,18 @@ class ModelEntry:
     preset: dict[str, Any] = field(default_factory=dict)
     needs_steps: bool = False
     tokens: bool = False
+    fixed_length: Callable[[dict[str, Any]], bool] = lambda options: False  # noqa: E731  (any length)
+    streamable: bool = False
+    ncnn: bool = False
 
     def defaults(self) -> dict[str, Any]:
         values = {f.name: f.default for f in dataclasses.fields(self.options)}
         values.update(self.preset)
         return values
+
+    def reads_fixed_length(self, options: dict[str, Any]) -> bool:
+        """Whether the model built with ``options`` (missing ones at their defaults) reads one length only."""
+        return bool(self.fixed_length({**self.defaults(), **options}))
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -61,19 +80,26 @@ def register_model(
     summary: str,
     needs_steps: bool = False,
     tokens: bool = False,
+    fixed_length: Callable[[dict[str, Any]], bool] | None = None,
+    streamable: bool = False,
+    ncnn: bool = False,
     preset: dict[str, Any] | None = None,
     **preset_values: Any,
 ) -> None:
+    """Add a model to the zoo; the capabilities are those of :class:`ModelEntry` (default: none)."""
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
     values = {**(preset or {}), **preset_values}
     if "classification" in tasks and not tokens and "regression" not in tasks:
         tasks = (*tasks, "regression")  # one output vector per sequence: K targets instead of C logits
-    _REGISTRY[name] = ModelEntry(name, builder, options, tasks, summary, values, needs_steps, tokens)
+    capabilities = {"fixed_length": fixed_length} if fixed_length is not None else {}
+    _REGISTRY[name] = ModelEntry(name, builder, options, tasks, summary, values, needs_steps, tokens,
+                                 streamable=streamable, ncnn=ncnn, **capabilities)
 
 
-def model_names() -> list[str]:
-    return list(_REGISTRY)
+def model_names(capability: str | None = None) -> list[str]:
+    """Every registered name, or those whose entry has ``capability`` (``streamable``, ``ncnn``, ``tokens``)."""
+    return [name for name, entry in _REGISTRY.items() if capability is None or getattr(entry, capability)]
 
 
 def get_model_entry(name: str) -> ModelEntry:

@@ -16,6 +16,9 @@ from torch import nn
 
 from seqlab.models.recurrent import RecurrentModel
 
+STEPWISE_MODELS = ("streaming covers the recurrent classifiers rnn, gru and lstm (stacked or not, heads last, "
+                   "step, mean or attention), not models with convolutions or other layers around the recurrence")
+
 
 class Deployable(nn.Module):
     """Raw features in, model outputs out: the run's normaliser is part of the graph.
@@ -68,9 +71,7 @@ class StepModel(nn.Module):
         if getattr(model, "cannot_stream", None):  # a model that says why it reads whole windows
             raise ValueError(model.cannot_stream)
         if not isinstance(model, RecurrentModel):
-            raise ValueError("streaming covers the recurrent classifiers rnn, gru and lstm (stacked or not, "
-                             "heads last, step, mean or attention), not models with convolutions or other "
-                             "layers around the recurrence")
+            raise ValueError(STEPWISE_MODELS)
         encoder = model.encoder
         if encoder.num_directions != 1:
             raise ValueError("a bidirectional model reads the future; it cannot run step by step")

@@ -23,8 +23,9 @@ import torch
 from seqlab.errors import SeqlabError
 from seqlab.kernels import step_kernels as K
 from seqlab.models.recurrent import use_torch_backend
+from seqlab.models.registry import get_model_entry
 from seqlab.runs import Run, load_run
-from seqlab.serving.modules import Deployable, StepModel
+from seqlab.serving.modules import STEPWISE_MODELS, Deployable, StepModel
 from seqlab.serving.ncnn_runtime import load_ncnn, ncnn_step
 
 
@@ -39,14 +40,18 @@ class CannotStream(SeqlabError):
 
 
 def step_model(run: Run) -> StepModel:
+    """The run's step model; :class:`CannotStream` (with the reason) where its model reads whole windows."""
     if run.task != "classification":
         raise SeqlabError(f"run folder {run.path}: streaming covers classification runs; this one is a {run.task} run")
     model = use_torch_backend(copy.deepcopy(run.model).eval())
     normalizer = run.normalizer
+    name = run.checkpoint["model"]["name"]
     try:
-        return StepModel(model, normalizer.shift, normalizer.scale).eval()
+        step = StepModel(model, normalizer.shift, normalizer.scale)  # the reason the model's options give, if any
+        if not get_model_entry(name).streamable:  # a family registered without streaming
+            raise ValueError(STEPWISE_MODELS)
+        return step.eval()
     except ValueError as error:
-        name = run.checkpoint["model"]["name"]
         raise CannotStream(f"run folder {run.path}: model {name} cannot stream: {error}. It reads whole windows: "
                           "export it without --streaming, or run seqlab stream --window on the run folder") from None
 
