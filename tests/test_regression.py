@@ -91,7 +91,7 @@ def test_eval_and_predict_reproduce_the_test_split_in_target_units(npz_run, caps
 
 
 def test_onnx_export_carries_the_target_scaling(npz_run, capsys):
-    from seqlab.export import OnnxModel
+    from seqlab.serving import OnnxModel
     from seqlab.tasks.regression import predict_sequences
 
     root, out = npz_run

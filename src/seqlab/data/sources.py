@@ -389,8 +389,6 @@ def load_regression_data(config: DataConfig, seed: int = 0) -> DataBundle:
 
     ``bundle.class_names`` stays empty; ``bundle.target_names`` names the K targets.
     """
-    from seqlab.config import from_dict
-
     if config.spec.startswith("deap:"):
         from seqlab.data.deap import DEAPOptions, load_deap
 
