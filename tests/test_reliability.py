@@ -294,7 +294,7 @@ def test_stream_out_is_written_only_after_the_input_is_read(tiny_run, tmp_path, 
     (lambda c: c["state_dict"].pop(next(iter(c["state_dict"]))), r"damaged seqlab checkpoint: the model cannot be "
                                                                 r"rebuilt from it \(RuntimeError: Error\(s\) in loading"),
     (lambda c: c["state_dict"].update({k: torch.zeros(3) for k in list(c["state_dict"])[:1]}), r"size mismatch"),
-    (lambda c: c.update(task="regression"), r"unknown task 'regression'"),
+    (lambda c: c.update(task="ranking"), r"unknown task 'ranking'"),
     (lambda c: c.pop("extras"), r"no 'extras' entry"),
     (lambda c: c["model"].update(name="nope"), r"damaged seqlab checkpoint: .*unknown model 'nope'"),
     (lambda c: c["extras"].update(class_names=None), r"extras.class_names: expected a list, got NoneType"),
