@@ -34,6 +34,29 @@ from seqlab.options import FLAG_FOR_KEY, check, describe_key, from_dict  # noqa:
 from seqlab.models.registry import resolve_model_options
 
 @dataclass
+class FoldSpec:
+    """``data.fold``: which fold of which split a run tests on.
+
+    Attributes:
+        folds: K, the number of folds (>= 2).
+        index: the test fold, 0 .. K-1.
+        repeat: which shuffle of a repeated K-fold: the fold assignment is
+            seeded with ``train.seed + repeat``.
+        groups: keep each group (the source's ``groups``) on one side.
+    """
+
+    folds: int = 5
+    index: int = 0
+    repeat: int = 0
+    groups: bool = False
+
+    def validate(self) -> None:
+        check(self.folds >= 2, "data.fold.folds", "an integer >= 2", self.folds)
+        check(0 <= self.index < self.folds, "data.fold.index", f"an integer in 0..{self.folds - 1}", self.index)
+        check(self.repeat >= 0, "data.fold.repeat", "an integer >= 0", self.repeat)
+
+
+@dataclass
 class DataConfig:
     """Where the sequences come from and how they are split and scaled.
 
@@ -47,7 +70,7 @@ class DataConfig:
         options: settings of the source itself (``ut-har:``, ``deap:``),
             checked by the source; see the README.
         fold: cross-validation (set by ``seqlab cv``): ``folds``, ``index``,
-            ``repeat``, ``groups`` of :class:`seqlab.data.folds.FoldSpec`; the
+            ``repeat``, ``groups`` of :class:`FoldSpec`; the
             fold is the test split and the rest is split into train and
             validation. Empty: no cross-validation.
     """
@@ -62,8 +85,6 @@ class DataConfig:
     def validate(self) -> None:
         check(bool(self.spec), "data.spec", "a data set name or path", self.spec)
         if self.fold:
-            from seqlab.data.folds import FoldSpec
-
             from_dict(FoldSpec, self.fold, "data.fold")
         check(0.0 < self.val_fraction < 1.0, "data.val_fraction", "a fraction in (0, 1)", self.val_fraction)
         check(0.0 < self.test_fraction < 1.0, "data.test_fraction", "a fraction in (0, 1)", self.test_fraction)

@@ -11,37 +11,12 @@ class balance as far as the groups allow.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
+from seqlab.config import FoldSpec
 from seqlab.data.dataset import SequenceSet
 from seqlab.errors import SeqlabError
-
-
-@dataclass
-class FoldSpec:
-    """``data.fold``: which fold of which split a run tests on.
-
-    Attributes:
-        folds: K, the number of folds (>= 2).
-        index: the test fold, 0 .. K-1.
-        repeat: which shuffle of a repeated K-fold: the fold assignment is
-            seeded with ``train.seed + repeat``.
-        groups: keep each group (the source's ``groups``) on one side.
-    """
-
-    folds: int = 5
-    index: int = 0
-    repeat: int = 0
-    groups: bool = False
-
-    def validate(self) -> None:
-        from seqlab.config import check
-
-        check(self.folds >= 2, "data.fold.folds", "an integer >= 2", self.folds)
-        check(0 <= self.index < self.folds, "data.fold.index", f"an integer in 0..{self.folds - 1}", self.index)
-        check(self.repeat >= 0, "data.fold.repeat", "an integer >= 0", self.repeat)
 
 
 def check_folds(y: np.ndarray, class_names: list[str], folds: int, source: str,

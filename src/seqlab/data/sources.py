@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from seqlab.config import DataConfig
+from seqlab.config import DataConfig, FoldSpec
 from seqlab.data.dataset import (
     DataBundle,
     SequenceSet,
@@ -31,6 +31,7 @@ from seqlab.data.dataset import (
     pad_sequences,
     stratified_split,
 )
+from seqlab.data.folds import split_fold
 from seqlab.data.ts_format import read_ts
 from seqlab.errors import SeqlabError
 from seqlab.options import from_dict
@@ -334,8 +335,6 @@ def load_data(config: DataConfig, seed: int = 0) -> DataBundle:
         if not config.fold:
             pool, test = stratified_split(pool, config.test_fraction, seed, config.spec)
     if config.fold:
-        from seqlab.data.folds import FoldSpec, split_fold
-
         pool, test = split_fold(pool, groups, from_dict(FoldSpec, config.fold, "data.fold"), seed, names,
                                 f"data {config.spec!r}")
     train, val = stratified_split(pool, config.val_fraction, seed, config.spec)
