@@ -115,3 +115,35 @@ def test_zoo_gru_option_and_fast_backend_refusal():
 
     with pytest.raises(SeqlabError, match="model.reset_after.*backend torch"):
         build_model("gru", 3, 2, hidden_size=4, reset_after=False, backend="fast")
+
+
+def test_onnx_export_writes_linear_before_reset_0_gru_nodes_that_match_eager(tmp_path):
+    """ONNX Runtime's GRU (linear_before_reset=0) against the eager module: the exporter runs several
+    batch sizes and lengths, variable within a batch, and fails above its tolerance."""
+    import onnx
+
+    from seqlab.errors import SeqlabError
+    from seqlab.export import export_run
+    from test_export import make_run
+
+    run = make_run(tmp_path / "run", "bigru", {"reset_after": False, "num_layers": 2, "hidden_size": 5})
+    report = export_run(run, "onnx", tmp_path / "m.onnx")
+    assert report.max_abs_diff <= 1e-4 and len(report.cases) >= 6 and "linear_before_reset=0" in report.note
+    nodes = [n for n in onnx.load(str(tmp_path / "m.onnx")).graph.node if n.op_type == "GRU"]
+    assert len(nodes) == 2  # one per layer, both directions in each
+    for node in nodes:
+        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        assert attributes["linear_before_reset"] == 0 and attributes["direction"] == b"bidirectional"
+    with pytest.raises(SeqlabError, match="--format torchscript: this GRU has reset_after: false"):
+        export_run(run, "torchscript", tmp_path / "m.pt")
+    with pytest.raises(SeqlabError, match="ncnn's GRU layer applies the reset gate after the product"):
+        export_run(run, "ncnn", tmp_path / "m.param")
+
+
+@pytest.mark.slow
+def test_streaming_onnx_export_of_a_reset_before_gru_matches_the_whole_sequence_model(tmp_path):
+    from seqlab.export import export_run
+    from test_export import make_run
+
+    stream = make_run(tmp_path / "stream", "gru", {"reset_after": False, "hidden_size": 5, "num_layers": 2})
+    assert export_run(stream, "onnx", tmp_path / "s.onnx", streaming=True).max_abs_diff <= 1e-4

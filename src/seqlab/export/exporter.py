@@ -169,6 +169,15 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, streaming: bool =
         check_quantizable(run, quantize, static)
     exportable = copy.deepcopy(eager)
     notes = []
+    if any(not getattr(m, "reset_after", True) for m in exportable.modules()):
+        if fmt == "torchscript":
+            raise SeqlabError("--format torchscript: this GRU has reset_after: false, whose time loop runs in "
+                              "Python and would be traced at one length; use --format onnx")
+        if exporter == "dynamo":
+            raise SeqlabError("--exporter dynamo: this GRU has reset_after: false, written as ONNX GRU nodes "
+                              "by the legacy exporter only; use --exporter legacy or auto")
+        exporter = "legacy"
+        notes.append("GRU with reset_after: false written as ONNX GRU nodes with linear_before_reset=0")
     if replace_projected_lstms(exportable):
         notes.append("LSTM proj_size rewritten as a plain LSTM with the projection folded in "
                      "(the ONNX LSTM operator has no projection)")

@@ -172,7 +172,7 @@ def _refuse_unsupported(rnn: nn.Module, flag: str) -> None:
         raise SeqlabError(f"{flag}: ncnn's RNN layer computes tanh only; this RNN uses relu. Use onnx or torchscript")
     if not getattr(rnn, "reset_after", True):
         raise SeqlabError(f"{flag}: ncnn's GRU layer applies the reset gate after the product; this GRU has "
-                          "reset_after: false. Use onnx or torchscript")
+                          "reset_after: false. Use onnx")
 
 
 def intermediate_folder(out: Path) -> Path:

@@ -35,7 +35,9 @@ def export_onnx(module: torch.nn.Module, example: tuple, names: list[str], path:
       pooled convolutions (a graph that then refuses every other length);
     * it took 23 to 95 times as long as the legacy exporter (BENCHMARKS.md, benchmarks/onnx_exporters.py).
 
-    Both write GRUs in PyTorch's form (the ONNX GRU operator with ``linear_before_reset=1``).
+    Both write GRUs in PyTorch's form (the ONNX GRU operator with ``linear_before_reset=1``); the
+    reset-before GRU (``reset_after: false``) goes through the legacy exporter, as GRU operators with
+    ``linear_before_reset=0`` (:class:`seqlab.models.reset_before.OnnxGRU`).
     """
     if exporter == "auto":
         exporter = "dynamo" if axes is None and "lengths" not in names else "legacy"

@@ -136,6 +136,8 @@ class RecurrentEncoder(nn.Module):
             raise ValueError(NO_FAST_RESET_BEFORE)
         if self.backend == "fast" and fast_rnn.supports(self.rnn, x) is None:
             outputs, state = fast_rnn.fast_forward(self.rnn, x, lengths, state)  # (B, T, D*P)
+        elif not self.reset_after:  # masks padded steps itself (and exports as ONNX GRU nodes)
+            outputs, state = self.rnn.forward_padded(x, lengths, state)  # (B, T, D*H)
         elif lengths is None or int(lengths.min()) == steps:  # a full batch needs no packing
             outputs, state = self.rnn(x, state)  # (B, T, D*P)
         else:
