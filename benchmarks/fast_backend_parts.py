@@ -9,7 +9,7 @@
   padded to 96 (what the backend does).
 - ``train``: a whole training step (forward + backward) next to
   ``torch.nn``: seqlab as it runs by default and with the step loop forced
-  (for LSTMs from ``LSTM_HANDOVER_MACS`` the default is torch's own oneDNN
+  (for LSTMs from ``KernelPolicy.lstm_handover_macs`` the default is torch's own oneDNN
   kernel); the LSTM sizes around the hand-over show where it pays.
 - ``lengths``: training on variable lengths (T/2..T), torch on a packed
   sequence against seqlab (such batches are not handed over), and seqlab on
@@ -17,8 +17,9 @@
 - ``parts``: training (GRU, LSTM) and inference (GRU) with the batch in
   parts on the cores at once, against the same step without parts (the step
   loop, or torch's oneDNN LSTM where the backend hands over) and torch.nn, on
-  a grid of batch and hidden sizes; the thresholds in ``fast_rnn``
-  (``PARTS_MIN_MACS``, ``PARTS_MAX_HIDDEN``, ``part_rows``) come from it.
+  a grid of batch and hidden sizes; the thresholds of the dispatch policy
+  (``seqlab.kernels.policy.KernelPolicy``: ``parts_min_macs``,
+  ``parts_max_hidden``, ``part_rows``) come from it.
 
 Medians of alternating runs in one process.
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -36,6 +38,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqlab.kernels import cpu_kernels as K
 from seqlab.kernels import fast_rnn
+from seqlab.kernels.policy import DEFAULT_POLICY
 
 
 def timed(fns: dict, repeats: int, inner: int = 1) -> dict:
@@ -87,14 +90,11 @@ def padded_product(repeats: int) -> None:
 def training_steps(repeats: int) -> None:
     cases = [(nn.GRU, 64, 250, 90, 128), (nn.LSTM, 64, 250, 90, 128)] + [
         (nn.LSTM, B, 100, 64, H) for B, H in ((8, 64), (16, 64), (32, 64), (8, 128), (16, 128), (32, 128))]
-    handover = fast_rnn.LSTM_HANDOVER_MACS
+    handover = DEFAULT_POLICY.lstm_handover_macs
+    in_the_loop = replace(DEFAULT_POLICY, lstm_handover_macs=1 << 62)
 
     def step_loop():
-        fast_rnn.LSTM_HANDOVER_MACS = 1 << 62
-        try:
-            fast_rnn.fast_forward(module, x)[0].sum().backward()
-        finally:
-            fast_rnn.LSTM_HANDOVER_MACS = handover
+        fast_rnn.fast_forward(module, x, policy=in_the_loop)[0].sum().backward()
 
     for cls, B, T, F, H in cases:
         torch.manual_seed(0)
@@ -103,7 +103,7 @@ def training_steps(repeats: int) -> None:
         fns = {"torch": lambda: module(x)[0].sum().backward(),
                "seqlab": lambda: fast_rnn.fast_forward(module, x)[0].sum().backward()}
         handed_over = (cls is nn.LSTM and B * 4 * H * H >= handover
-                       and not fast_rnn.use_parts("lstm", B, T, H))
+                       and not DEFAULT_POLICY.use_parts("lstm", B, T, H))
         if handed_over:
             fns["step_loop"] = step_loop
         results = timed(fns, repeats)
@@ -140,19 +140,15 @@ def variable_lengths(repeats: int) -> None:
 
 def parts(repeats: int) -> None:
     """With and without the batch in parts, training and GRU inference, across sizes."""
-    default = dict(fast_rnn.PARTS_MIN_MACS), dict(fast_rnn.PARTS_MAX_HIDDEN)
-    forced = {"gru": 0, "lstm": 0}, {"gru": None, "lstm": None}
+    no_parts = replace(DEFAULT_POLICY, parts_min_macs={})
+    forced = replace(DEFAULT_POLICY, parts_min_macs={"gru": 0, "lstm": 0}, parts_max_hidden={"gru": None, "lstm": None})
 
-    def run(module, x, setting, train):
-        fast_rnn.PARTS_MIN_MACS, fast_rnn.PARTS_MAX_HIDDEN = setting
-        try:
-            if train:
-                fast_rnn.fast_forward(module, x)[0].sum().backward()
-            else:
-                with torch.no_grad():
-                    fast_rnn.fast_forward(module, x)
-        finally:
-            fast_rnn.PARTS_MIN_MACS, fast_rnn.PARTS_MAX_HIDDEN = default
+    def run(module, x, policy, train):
+        if train:
+            fast_rnn.fast_forward(module, x, policy=policy)[0].sum().backward()
+        else:
+            with torch.no_grad():
+                fast_rnn.fast_forward(module, x, policy=policy)
 
     def run_torch(module, x, train):
         if train:
@@ -169,9 +165,9 @@ def parts(repeats: int) -> None:
             module = cls(F, H, batch_first=True)
             x = torch.randn(B, T, F, requires_grad=train)
             mode = cls.__name__.lower()
-            used = fast_rnn.use_parts(mode, B, T, H, train)
+            used = DEFAULT_POLICY.use_parts(mode, B, T, H, train)
             results = timed({"torch": lambda: run_torch(module, x, train),
-                             "no_parts": lambda: run(module, x, ({}, default[1]), train),
+                             "no_parts": lambda: run(module, x, no_parts, train),
                              "parts": lambda: run(module, x, forced, train)}, repeats)
             print(f"case=parts_{mode}_{'train' if train else 'infer'}_B{B}_T{T}_F{F}_H{H} "
                   f"torch_ms={results['torch'] * 1e3:.1f} no_parts_ms={results['no_parts'] * 1e3:.1f} "

@@ -1,4 +1,5 @@
-"""The fast CPU backend against torch.nn: outputs, states and every gradient."""
+"""The fast CPU backend: its drivers, parts and buffers, and torch.nn at larger sizes (its outputs, states
+and gradients against the oracle, for every driver: tests/test_recurrence.py)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from conftest import run_cli
 from seqlab.kernels import buffers, fast_rnn, parallel
+from seqlab.kernels.policy import DEFAULT_POLICY, KernelPolicy, part_bounds
 from seqlab.models import build_model
-
-CASES = [
-    (nn.RNN, {}),
-    (nn.RNN, {"nonlinearity": "relu", "num_layers": 2}),
-    (nn.GRU, {}),
-    (nn.GRU, {"num_layers": 2, "bidirectional": True}),
-    (nn.LSTM, {}),
-    (nn.LSTM, {"num_layers": 2, "bidirectional": True}),
-]
 
 
 def _torch_reference(module, x, lengths, state):
@@ -38,88 +31,30 @@ def _flat(final):
 DRIVERS = ["compiled-loop", "python-loop", "parts"]
 
 
-def use_parts(monkeypatch, rows: int = 2, chunk: int = 3) -> None:
-    """Run GRU and LSTM training in parts of ``rows`` rows on two threads whatever the sizes and cores,
-    with backward chunks of ``chunk`` steps (so that chunk edges fall inside short test sequences)."""
-    monkeypatch.setattr(fast_rnn, "PARTS_MIN_MACS", {"gru": 0, "lstm": 0})
-    monkeypatch.setattr(fast_rnn, "PARTS_MIN_BATCH", {"gru": 0, "lstm": 0})
-    monkeypatch.setattr(fast_rnn, "PARTS_MAX_HIDDEN", {"gru": None, "lstm": None})
-    monkeypatch.setattr(fast_rnn, "INFER_PARTS_MIN_MACS", 0)
-    monkeypatch.setattr(fast_rnn, "PART_ROWS", rows)
-    monkeypatch.setattr(fast_rnn, "CHUNK_STEPS", chunk)
-    monkeypatch.setattr(parallel, "workers", lambda: 2)
+def parts_policy(rows: int = 2, chunk: int = 3, **changes) -> KernelPolicy:
+    """GRU and LSTM layers in parts of ``rows`` rows on two threads whatever the sizes and cores, with
+    backward chunks of ``chunk`` steps (so that chunk edges fall inside short test sequences)."""
+    return KernelPolicy(parts_min_macs={"gru": 0, "lstm": 0}, parts_min_batch={"gru": 0, "lstm": 0},
+                        parts_max_hidden={"gru": None, "lstm": None}, infer_parts_min_macs=0, part_rows=rows,
+                        chunk_steps=chunk, workers=2, **changes)
 
 
-def use_driver(monkeypatch, driver: str) -> None:
-    """Select a time-loop driver whatever the sizes."""
-    monkeypatch.setattr(fast_rnn, "PYTHON_LOOP_MIN_MACS", 1 << 62 if driver == "compiled-loop" else 0)
-    monkeypatch.setattr(fast_rnn, "LSTM_HANDOVER_MACS", 1 << 62)  # LSTM training stays in the loop
-    monkeypatch.setattr(fast_rnn, "PARTS_MIN_MACS", {})
+def driver_policy(driver: str) -> KernelPolicy:
+    """The policy that runs every layer with ``driver``, whatever the sizes (LSTM training stays in the loop)."""
     if driver == "parts":
-        use_parts(monkeypatch)
-
-
-@pytest.mark.parametrize("driver", DRIVERS)
-@pytest.mark.parametrize("variable", [False, True])
-@pytest.mark.parametrize("cls,kwargs", CASES)
-def test_fast_path_matches_torch(cls, kwargs, variable, driver, monkeypatch):
-    use_driver(monkeypatch, driver)
-    torch.manual_seed(0)
-    module = cls(6, 9, batch_first=True, **kwargs)
-    B, T = 5, 7
-    x = torch.randn(B, T, 6, requires_grad=True)
-    lengths = torch.tensor([7, 3, 5, 1, 7]) if variable else None
-    layers = kwargs.get("num_layers", 1) * (2 if kwargs.get("bidirectional") else 1)
-    h0 = torch.randn(layers, B, 9, requires_grad=True)
-    c0 = torch.randn(layers, B, 9, requires_grad=True)
-    state = (h0, c0) if cls is nn.LSTM else h0
-    out_ref, fin_ref = _torch_reference(module, x, lengths, state)
-    out, fin = fast_rnn.fast_forward(module, x, lengths, state)
-    torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-5)
-    for a, b in zip(_flat(fin), _flat(fin_ref)):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-    weights = [torch.randn_like(out)] + [torch.randn_like(f) for f in _flat(fin)]
-    inputs = [x, h0] + ([c0] if cls is nn.LSTM else []) + list(module.parameters())
-
-    def grads(o, f):
-        loss = (o * weights[0]).sum() + sum((a * w).sum() for a, w in zip(_flat(f), weights[1:]))
-        return torch.autograd.grad(loss, inputs)
-
-    for g, g_ref in zip(grads(out, fin), grads(out_ref, fin_ref)):
-        scale = max(1.0, g_ref.abs().max().item())
-        torch.testing.assert_close(g / scale, g_ref / scale, rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("driver", DRIVERS)
-@pytest.mark.parametrize("variable", [False, True])
-@pytest.mark.parametrize("cls,kwargs", CASES)
-def test_inference_path_matches_torch(cls, kwargs, variable, driver, monkeypatch):
-    """Without gradients the fast path skips what backward needs (and hands full-batch LSTMs to torch)."""
-    use_driver(monkeypatch, driver)
-    torch.manual_seed(3)
-    module = cls(6, 9, batch_first=True, **kwargs)
-    x = torch.randn(5, 7, 6)
-    lengths = torch.tensor([7, 3, 5, 1, 7]) if variable else None
-    layers = kwargs.get("num_layers", 1) * (2 if kwargs.get("bidirectional") else 1)
-    h0 = torch.randn(layers, 5, 9)
-    state = (h0, torch.randn(layers, 5, 9)) if cls is nn.LSTM else h0
-    with torch.no_grad():
-        out_ref, fin_ref = _torch_reference(module, x, lengths, state)
-        out, fin = fast_rnn.fast_forward(module, x, lengths, state)
-    assert not out.requires_grad
-    torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-5)
-    for a, b in zip(_flat(fin), _flat(fin_ref)):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        return parts_policy(lstm_handover_macs=1 << 62, python_loop_min_macs=0)
+    return KernelPolicy(python_loop_min_macs=1 << 62 if driver == "compiled-loop" else 0,
+                        lstm_handover_macs=1 << 62, parts_min_macs={})
 
 
 def test_only_the_gradients_asked_for_are_computed(monkeypatch):
-    monkeypatch.setattr(fast_rnn, "PYTHON_LOOP_MIN_MACS", 0)
+    python_loop = KernelPolicy(python_loop_min_macs=0)
     torch.manual_seed(4)
     for cls in (nn.GRU, nn.LSTM):
         module = cls(6, 9, batch_first=True)
         module.weight_ih_l0.requires_grad_(False)
         x = torch.randn(4, 5, 6)  # data: no gradient wanted
-        out, _ = fast_rnn.fast_forward(module, x)
+        out, _ = fast_rnn.fast_forward(module, x, policy=python_loop)
         out_ref, _ = module(x)
         g = torch.randn_like(out)
         wanted = [module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0]
@@ -135,15 +70,15 @@ def test_only_the_gradients_asked_for_are_computed(monkeypatch):
     for requires in (True, False):
         calls.clear()
         x = torch.randn(4, 5, 6, requires_grad=requires)
-        fast_rnn.fast_forward(module, x)[0].sum().backward()
+        fast_rnn.fast_forward(module, x, policy=python_loop)[0].sum().backward()
         assert len(calls) == (1 if requires else 0)
 
 
 def test_full_length_lstm_training_is_handed_to_torch_from_the_handover_size(monkeypatch):
-    """From B * 4H * H >= LSTM_HANDOVER_MACS a full batch runs in the module (oneDNN); below, or with
+    """From B * 4H * H >= lstm_handover_macs a full batch runs in the module (oneDNN); below, or with
     lengths, in the step loop. Both give torch.nn's numbers."""
     B, H = 4, 5
-    monkeypatch.setattr(fast_rnn, "LSTM_HANDOVER_MACS", B * 4 * H * H)
+    policy = KernelPolicy(lstm_handover_macs=B * 4 * H * H)
     torch.manual_seed(6)
     module = nn.LSTM(3, H, batch_first=True)
     calls = []
@@ -153,7 +88,7 @@ def test_full_length_lstm_training_is_handed_to_torch_from_the_handover_size(mon
     for batch, lengths, handed_over in cases:
         calls.clear()
         x = torch.randn(batch, 6, 3, requires_grad=True)
-        out, _ = fast_rnn.fast_forward(module, x, lengths)
+        out, _ = fast_rnn.fast_forward(module, x, lengths, policy=policy)
         assert bool(calls) == handed_over, (batch, lengths)
         calls.clear()
         out_ref, _ = _torch_reference(module, x, lengths, None)
@@ -183,14 +118,12 @@ def test_fast_path_at_benchmark_size_matches_torch():
 def test_parts_match_torch_at_larger_sizes(cls, monkeypatch):
     """Uneven parts (19 rows: 7, 6, 6), chunk edges inside the sequences, lengths, two bidirectional
     layers and initial states; every gradient against torch.nn."""
-    monkeypatch.setattr(fast_rnn, "PARTS_MIN_MACS", {"gru": 0, "lstm": 0})
-    monkeypatch.setattr(fast_rnn, "PARTS_MIN_BATCH", {"gru": 0, "lstm": 0})
-    monkeypatch.setattr(parallel, "workers", lambda: 2)
-    monkeypatch.setattr(fast_rnn, "CHUNK_STEPS", 8)
+    policy = KernelPolicy(parts_min_macs={"gru": 0, "lstm": 0}, parts_min_batch={"gru": 0, "lstm": 0}, workers=2,
+                          chunk_steps=8)
     torch.manual_seed(7)
     module = cls(20, 32, num_layers=2, bidirectional=True, batch_first=True)
     B, T = 19, 45
-    assert [n for _, n in fast_rnn.part_bounds(B, 2, fast_rnn.part_rows(32))] == [7, 6, 6]
+    assert [n for _, n in part_bounds(B, 2, policy.rows_per_part(32))] == [7, 6, 6]
     x = torch.randn(B, T, 20, requires_grad=True)
     lengths = torch.randint(1, T + 1, (B,))
     lengths[3] = T
@@ -200,7 +133,7 @@ def test_parts_match_torch_at_larger_sizes(cls, monkeypatch):
     calls = []
     original = fast_rnn._Parts.apply
     monkeypatch.setattr(fast_rnn._Parts, "apply", lambda *a: calls.append(1) or original(*a))
-    out, fin = fast_rnn.fast_forward(module, x, lengths, state)
+    out, fin = fast_rnn.fast_forward(module, x, lengths, state, policy=policy)
     assert len(calls) == 4  # two layers, two directions
     out_ref, fin_ref = _torch_reference(module, x, lengths, state)
     inputs = [x, h0] + ([c0] if cls is nn.LSTM else []) + list(module.parameters())
@@ -217,15 +150,16 @@ def test_parts_match_torch_at_larger_sizes(cls, monkeypatch):
 
 
 def test_parts_need_two_cores_and_enough_work(monkeypatch):
-    monkeypatch.setattr(parallel, "workers", lambda: 2)
-    assert fast_rnn.use_parts("gru", 64, 250, 128)  # the benchmark's training step
-    assert fast_rnn.use_parts("lstm", 64, 250, 128)
-    assert fast_rnn.use_parts("gru", 64, 250, 128, training=False)
-    assert not fast_rnn.use_parts("lstm", 64, 250, 128, training=False)  # oneDNN's kernel is faster
-    assert not fast_rnn.use_parts("gru", 8, 250, 128)  # small batches keep the compiled loop
-    assert not fast_rnn.use_parts("rnn", 64, 250, 128)
+    two = KernelPolicy(workers=2)  # the default thresholds
+    assert two.use_parts("gru", 64, 250, 128)  # the benchmark's training step
+    assert two.use_parts("lstm", 64, 250, 128)
+    assert two.use_parts("gru", 64, 250, 128, training=False)
+    assert not two.use_parts("lstm", 64, 250, 128, training=False)  # oneDNN's kernel is faster
+    assert not two.use_parts("gru", 8, 250, 128)  # small batches keep the compiled loop
+    assert not two.use_parts("rnn", 64, 250, 128)
+    assert not KernelPolicy(workers=1).use_parts("gru", 64, 250, 128)
     monkeypatch.setattr(parallel, "workers", lambda: 1)
-    assert not fast_rnn.use_parts("gru", 64, 250, 128)
+    assert not DEFAULT_POLICY.use_parts("gru", 64, 250, 128)  # workers None: the usable cores
     monkeypatch.undo()
     threads = torch.get_num_threads()
     try:
@@ -238,10 +172,10 @@ def test_parts_need_two_cores_and_enough_work(monkeypatch):
 @pytest.mark.parametrize("driver", ["python-loop", "parts"])
 def test_second_derivatives_are_refused(driver, monkeypatch):
     """The backward pass runs outside autograd, so differentiating it again is an error, not silent zeros."""
-    use_driver(monkeypatch, driver)
     module = nn.GRU(3, 8, batch_first=True)
     x = torch.randn(6, 4, 3, requires_grad=True)
-    (g,) = torch.autograd.grad(fast_rnn.fast_forward(module, x)[0].square().sum(), [x], create_graph=True)
+    out = fast_rnn.fast_forward(module, x, policy=driver_policy(driver))[0]
+    (g,) = torch.autograd.grad(out.square().sum(), [x], create_graph=True)
     with pytest.raises(RuntimeError, match="marked with @once_differentiable"):
         g.sum().backward()
 
@@ -263,16 +197,17 @@ def test_run_parts_runs_every_task_and_raises_the_first_error():
 def test_parts_keep_their_arrays_for_a_second_backward(monkeypatch):
     """Work arrays are reused only when nothing refers to them: a graph kept with retain_graph gives
     the same gradients twice, with other steps run in between."""
-    use_parts(monkeypatch, rows=4, chunk=5)
+    policy = parts_policy(rows=4, chunk=5)
     monkeypatch.setattr(buffers, "MIN_BYTES", 0)  # keep even these small arrays
     torch.manual_seed(8)
     for cls in (nn.GRU, nn.LSTM):
         module = cls(6, 16, batch_first=True)
         x = torch.randn(9, 11, 6, requires_grad=True)
-        loss = fast_rnn.fast_forward(module, x)[0].square().sum()
+        loss = fast_rnn.fast_forward(module, x, policy=policy)[0].square().sum()
         first = torch.autograd.grad(loss, [x, module.weight_hh_l0], retain_graph=True)
         for _ in range(2):  # other steps that would take idle arrays of the same sizes
-            fast_rnn.fast_forward(module, torch.randn(9, 11, 6, requires_grad=True))[0].sum().backward()
+            other = torch.randn(9, 11, 6, requires_grad=True)
+            fast_rnn.fast_forward(module, other, policy=policy)[0].sum().backward()
         second = torch.autograd.grad(loss, [x, module.weight_hh_l0])
         for a, b in zip(first, second):
             torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -1,86 +1,15 @@
-"""The NumPy reference engine against torch.nn, finite differences and itself."""
+"""The NumPy reference engine (the oracle) against finite differences and itself; the implementations are
+held to it in tests/test_recurrence.py."""
 
 from __future__ import annotations
-
-import itertools
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seqlab.reference import ReferenceRNN, cells
-
-TORCH = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
-
-
-def torch_run(mode, x, h0, c0, lengths, module):
-    """torch.nn's outputs, final states and gradients for loss = <out,G1> + <h_n,G2> + <c_n,G3>."""
-    x = torch.tensor(x, requires_grad=True)
-    h0 = torch.tensor(h0, requires_grad=True)
-    c0 = torch.tensor(c0, requires_grad=True) if c0 is not None else None
-    inp = x if lengths is None else pack_padded_sequence(x, torch.tensor(lengths), batch_first=True, enforce_sorted=False)
-    out, state = module(inp, (h0, c0) if mode == "lstm" else h0)
-    if lengths is not None:
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-    h_n, c_n = state if mode == "lstm" else (state, None)
-    return x, h0, c0, out, h_n, c_n
-
-
-CASES = [
-    # mode, F, H, layers, bidirectional, proj, nonlinearity, variable lengths
-    *[(m, 3, 4, l, b, 0, "tanh", v) for m, l, b, v in itertools.product(["rnn", "gru", "lstm"], [1, 2], [False, True], [False, True])],
-    ("rnn", 2, 5, 2, True, 0, "relu", True),
-    ("lstm", 3, 5, 1, False, 2, "tanh", False),
-    ("lstm", 3, 6, 2, True, 3, "tanh", True),
-    ("gru", 7, 1, 3, True, 0, "tanh", True),
-    ("gru", 16, 32, 2, True, 0, "tanh", True),
-    ("lstm", 16, 32, 2, True, 8, "tanh", True),
-]
-
-
-@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 1e-5)])
-@pytest.mark.parametrize("mode,F,H,layers,bidi,proj,act,variable", CASES)
-def test_matches_torch_outputs_states_and_all_gradients(mode, F, H, layers, bidi, proj, act, variable, dtype, tol):
-    rng = np.random.default_rng(hash((mode, F, H, layers, bidi, proj, act, variable)) % 2**32)
-    B, T, D, P = 3, 6, 2 if bidi else 1, proj or H
-    kwargs = dict(num_layers=layers, bidirectional=bidi, batch_first=True)
-    if mode == "rnn":
-        kwargs["nonlinearity"] = act
-    if proj:
-        kwargs["proj_size"] = proj
-    torch_dtype = torch.float64 if dtype == np.float64 else torch.float32
-    module = TORCH[mode](F, H, **kwargs).to(torch_dtype)
-    ref = ReferenceRNN(mode, F, H, layers, bidi, act, proj, dtype=dtype)
-    ref.load_state_dict(module.state_dict())
-
-    x = rng.normal(size=(B, T, F)).astype(dtype)
-    h0 = rng.normal(size=(layers * D, B, P)).astype(dtype)
-    c0 = rng.normal(size=(layers * D, B, H)).astype(dtype) if mode == "lstm" else None
-    lengths = np.array([6, 2, 4]) if variable else None
-    tx, th0, tc0, out, h_n, c_n = torch_run(mode, x, h0, c0, lengths, module)
-    r_out, r_h_n, r_c_n = ref.forward(x, h0, c0, lengths)
-
-    close = lambda a, b: np.testing.assert_allclose(a, b.detach().numpy(), rtol=tol, atol=tol)  # noqa: E731
-    close(r_out, out)
-    close(r_h_n, h_n)
-    if mode == "lstm":
-        close(r_c_n, c_n)
-
-    G1, G2 = rng.normal(size=out.shape).astype(dtype), rng.normal(size=h_n.shape).astype(dtype)
-    G3 = rng.normal(size=c_n.shape).astype(dtype) if mode == "lstm" else None
-    loss = (out * torch.tensor(G1)).sum() + (h_n * torch.tensor(G2)).sum()
-    if mode == "lstm":
-        loss = loss + (c_n * torch.tensor(G3)).sum()
-    loss.backward()
-    grads = ref.backward(G1, G2, G3)
-    close(grads["x"], tx.grad)
-    close(grads["h0"], th0.grad)
-    if mode == "lstm":
-        close(grads["c0"], tc0.grad)
-    for name, param in module.named_parameters():
-        close(grads[name], param.grad)
+from seqlab.recurrence import oracle as cells
+from seqlab.reference import ReferenceRNN
 
 
 def test_finite_differences_check_the_backward_pass():

@@ -1,4 +1,5 @@
-"""The reset-before GRU: torch module against the NumPy reference, finite differences and nn.GRU."""
+"""The reset-before GRU: the reference against finite differences, the module against nn.GRU and itself
+(the module against the reference: tests/test_recurrence.py)."""
 
 from __future__ import annotations
 
@@ -6,37 +7,11 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqlab.models import build_model
 from seqlab.models.reset_before import ResetBeforeGRU
-from seqlab.reference import ReferenceRNN, cells
-
-
-@pytest.mark.parametrize("layers,bidirectional,variable", [(1, False, False), (2, True, True)])
-def test_module_matches_reference_outputs_states_and_gradients(layers, bidirectional, variable):
-    rng = np.random.default_rng(layers)
-    B, T, F, H, D = 3, 5, 3, 4, 2 if bidirectional else 1
-    module = ResetBeforeGRU(F, H, num_layers=layers, bidirectional=bidirectional, batch_first=True).double()
-    ref = ReferenceRNN("gru", F, H, layers, bidirectional, reset_after=False)
-    ref.load_state_dict(module.state_dict())
-    x = torch.tensor(rng.normal(size=(B, T, F)), requires_grad=True)
-    h0 = torch.tensor(rng.normal(size=(layers * D, B, H)), requires_grad=True)
-    lengths = np.array([5, 2, 4]) if variable else None
-    inp = x if lengths is None else pack_padded_sequence(x, torch.tensor(lengths), batch_first=True, enforce_sorted=False)
-    out, h_n = module(inp, h0)
-    if variable:
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
-    r_out, r_h_n, _ = ref.forward(x.detach().numpy(), h0.detach().numpy(), lengths=lengths)
-    np.testing.assert_allclose(out.detach().numpy(), r_out, atol=1e-12)
-    np.testing.assert_allclose(h_n.detach().numpy(), r_h_n, atol=1e-12)
-    G1, G2 = rng.normal(size=out.shape), rng.normal(size=h_n.shape)
-    ((out * torch.tensor(G1)).sum() + (h_n * torch.tensor(G2)).sum()).backward()
-    grads = ref.backward(G1, G2)
-    np.testing.assert_allclose(x.grad.numpy(), grads["x"], atol=1e-12)
-    np.testing.assert_allclose(h0.grad.numpy(), grads["h0"], atol=1e-12)
-    for name, param in module.named_parameters():
-        np.testing.assert_allclose(param.grad.numpy(), grads[name], atol=1e-12, err_msg=name)
+from seqlab.recurrence import oracle as cells
+from seqlab.reference import ReferenceRNN
 
 
 def test_reference_gradients_match_finite_differences():

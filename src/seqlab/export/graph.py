@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from seqlab.models.recurrent import RecurrentEncoder
+from seqlab.recurrence.spec import parameter_suffix
 
 
 class TokenClassifier(nn.Module):
@@ -58,10 +59,10 @@ class ProjectedLSTM(nn.Module):
         projections = []
         with torch.no_grad():
             for layer in range(L):
-                below = [getattr(lstm, f"weight_hr_l{layer - 1}" + ("_reverse" if d else "")) for d in range(D)] \
+                below = [getattr(lstm, f"weight_hr{parameter_suffix(layer - 1, d)}") for d in range(D)] \
                     if layer else None
                 for d in range(D):
-                    s = f"_l{layer}" + ("_reverse" if d else "")
+                    s = parameter_suffix(layer, d)
                     w_hr = getattr(lstm, f"weight_hr{s}")  # (P, H)
                     w_ih = getattr(lstm, f"weight_ih{s}")
                     if below is not None:  # the input is [W_hr m] of each direction below

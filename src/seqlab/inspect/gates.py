@@ -2,8 +2,8 @@
 
 Symbols: N sequences, T time steps, H hidden size.
 
-The encoder is stepped by the NumPy reference engine (its cells are the
-one written-out copy of the equations, :mod:`seqlab.reference.cells`) with
+The encoder is stepped by the NumPy reference engine (its cells are
+the oracle's copy of the equations, :mod:`seqlab.recurrence.oracle`) with
 the model's own weights, on the very input the encoder receives inside the
 model (after any convolutions of a hybrid); its outputs are checked against
 torch.nn's before any gate is read. Gates, in PyTorch's order:

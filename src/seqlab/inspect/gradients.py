@@ -36,7 +36,7 @@ from seqlab.data.dataset import SequenceSet
 from seqlab.errors import SeqlabError
 from seqlab.inspect.data import inspection_data, load_classifier, recurrent_encoder
 from seqlab.io import write_json
-from seqlab.models.reset_before import reset_before_cell
+from seqlab.recurrence.spec import parameter_suffix, spec_of
 
 GRADIENTS_FILE = "gradients.json"
 GRADIENTS_PLOT = "gradients.png"
@@ -68,22 +68,6 @@ class GradientFlow:
 # The encoder stepped one time step at a time
 
 
-def _cell_step(mode: str, nonlinearity: str, x_t, h, c, weights, reset_after: bool = True):
-    """One step of the encoder's recurrence with one layer-direction's weights; returns (h', c')."""
-    w_ih, w_hh, b_ih, b_hh, w_hr = weights
-    if mode == "lstm":  # torch.lstm_cell has no projection, so the gates are written out (order i, f, g, o)
-        i, f, g, o = (nn.functional.linear(x_t, w_ih, b_ih) + nn.functional.linear(h, w_hh, b_hh)).chunk(4, dim=1)
-        c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # (B, H)
-        m = torch.sigmoid(o) * torch.tanh(c_new)  # (B, H)
-        return (m if w_hr is None else m @ w_hr.T), c_new  # (B, P), (B, H)
-    if mode == "gru":
-        if not reset_after:
-            return reset_before_cell(x_t, h, w_ih, w_hh, b_ih, b_hh), None
-        return torch.gru_cell(x_t, h, w_ih, w_hh, b_ih, b_hh), None
-    step = torch.rnn_tanh_cell if nonlinearity == "tanh" else torch.rnn_relu_cell
-    return step(x_t, h, w_ih, w_hh, b_ih, b_hh), None
-
-
 def stepped_encoder(encoder, x: torch.Tensor, lengths: torch.Tensor | None):
     """Run ``encoder`` (a :class:`RecurrentEncoder`) step by step; same outputs as its fused layer.
 
@@ -97,12 +81,12 @@ def stepped_encoder(encoder, x: torch.Tensor, lengths: torch.Tensor | None):
     D, P = encoder.num_directions, encoder.step_size
     valid = torch.ones(batch, steps, dtype=torch.bool) if lengths is None else \
         torch.arange(steps)[None, :] < lengths.cpu()[:, None]  # (B, T)
-    nonlinearity = getattr(rnn, "nonlinearity", "tanh")
+    spec = spec_of(rnn)  # the cell's equations, stepped in torch
     layer_input, states, h_n, c_n = x, [], [], []
     for layer in range(encoder.num_layers):
         outputs, layer_states = [], []
         for direction in range(D):
-            s = f"_l{layer}" + ("_reverse" if direction else "")
+            s = parameter_suffix(layer, direction)
             weights = (getattr(rnn, f"weight_ih{s}"), getattr(rnn, f"weight_hh{s}"), getattr(rnn, f"bias_ih{s}", None),
                        getattr(rnn, f"bias_hh{s}", None), getattr(rnn, f"weight_hr{s}", None))
             h = x.new_zeros(batch, P)
@@ -110,8 +94,7 @@ def stepped_encoder(encoder, x: torch.Tensor, lengths: torch.Tensor | None):
             out: list = [None] * steps
             kept: list = [None] * steps
             for t in (range(steps - 1, -1, -1) if direction else range(steps)):
-                h_t, c_t = _cell_step(encoder.mode, nonlinearity, layer_input[:, t], h, c, weights,
-                                      encoder.reset_after)  # (B, P)
+                h_t, c_t = spec.step(layer_input[:, t], h, c, *weights)  # (B, P), (B, H) or None
                 m = valid[:, t, None]  # (B, 1): padded steps leave the state untouched, output zero
                 kept[t] = h_t
                 out[t] = torch.where(m, h_t, torch.zeros_like(h_t))

@@ -11,12 +11,13 @@ trains as usual around it. Parameters are the ``torch.nn`` module's own
 Large batches of GRU and LSTM layers run in parts instead (:class:`_Parts`):
 the batch is cut into parts of a few rows, and each part runs its input
 projection, its time loop and its weight-gradient products on one core, all
-parts at once (:mod:`seqlab.kernels.parallel`); when is measured beside
-``PARTS_MIN_MACS``.
+parts at once (:mod:`seqlab.kernels.parallel`).
 
 Other full-length LSTM batches go to the module itself, where torch runs
-oneDNN's fused LSTM kernel: always for inference, and for training from
-``LSTM_HANDOVER_MACS``; the measurements are beside that constant.
+oneDNN's fused LSTM kernel: always for inference, and for training from a
+size on. Which way a layer runs is the dispatch policy's choice
+(:class:`seqlab.kernels.policy.KernelPolicy`, with the measurements behind
+each threshold).
 
 Symbols: B batch, T steps, F input features, H hidden size, G gates,
 D directions, L layers.
@@ -35,8 +36,8 @@ from torch.profiler import record_function
 import seqlab.kernels.buffers as buffers
 import seqlab.kernels.cpu_kernels as K
 import seqlab.kernels.parallel as parallel
-
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+from seqlab.kernels.policy import KernelPolicy, current_policy, part_bounds, use_policy
+from seqlab.recurrence.spec import GATE_COUNT, parameter_suffix
 
 
 def supports(module: nn.RNNBase, x: torch.Tensor) -> str | None:
@@ -74,23 +75,6 @@ def _previous_cells(c_s: torch.Tensor, c0: torch.Tensor, active: torch.Tensor, r
     return c_prev
 
 
-# Per-step products of at least this many multiply-adds (B * G*H * H) run
-# through torch.mm from Python (its threads pay off there); smaller ones stay
-# inside the compiled loop, around numpy's BLAS (the least overhead per call).
-PYTHON_LOOP_MIN_MACS = 1 << 20
-
-# Full-length LSTM batches whose per-step product has at least this many
-# multiply-adds (B * 4H * H) go to the module itself, for training too:
-# there torch runs oneDNN's fused LSTM, which the step loop does not reach
-# (training at T=100, step loop against nn.LSTM: 0.87-1.01x at B=16, H=64;
-# 0.75-0.84x at B=32, H=64; 0.82-0.85x at B=8, H=128; 0.63-0.72x at B=16-32,
-# H=128; about 1.0x at B=64, H=128; below the threshold, at B=8, H=64, even:
-# 0.89-1.16x over sessions; benchmarks/fast_backend_parts.py). With variable lengths torch leaves
-# oneDNN for a packed loop, and the step loop here is 1.8-6.8x faster, so
-# those stay here.
-LSTM_HANDOVER_MACS = 1 << 18
-
-
 class _Layer(torch.autograd.Function):
     """One layer, one direction: (x (T,B,F), h0, c0, weights) -> (out (T,B,H), h_n, c_n)."""
 
@@ -98,9 +82,9 @@ class _Layer(torch.autograd.Function):
     def forward(ctx, mode, relu, reverse, active, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         T, B, F = x.shape
         H = w_hh.shape[1]
-        G = GATES[mode]
+        G = GATE_COUNT[mode]
         steps = range(T - 1, -1, -1) if reverse else range(T)
-        python_loop = B * G * H * H >= PYTHON_LOOP_MIN_MACS
+        python_loop = current_policy().python_loop(mode, B, H)
         a = active.numpy()
         # Only padded positions must read as zero; a full batch has none.
         alloc = x.new_empty if int(a.min()) == B else x.new_zeros
@@ -157,7 +141,7 @@ class _Layer(torch.autograd.Function):
         active, x, w_ih, w_hh, out, h_prev, *saved = ctx.saved_tensors
         T, B, F = x.shape
         H = w_hh.shape[1]
-        G = GATES[ctx.mode]
+        G = GATE_COUNT[ctx.mode]
         a = active.numpy()
         steps = range(T) if ctx.reverse else range(T - 1, -1, -1)
         d_out = (d_out if d_out is not None else x.new_zeros(T, B, H)).contiguous()
@@ -222,57 +206,6 @@ class _Layer(torch.autograd.Function):
         return (None, None, None, None, dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh)
 
 
-# Rows per part when a batch is cut into parts that run on the cores at once (_Parts), for H up to 128;
-# above, H * H / 2048 rows, so that each row of a part reuses a similar share of W_hh per step (training at
-# T=100, F=64: parts of 8 rows best at H=64-128, of 32 rows at H=256, where 8 were 0.74x the step loop).
-PART_ROWS = 8
-# Steps per chunk of a part's backward sweep: a chunk's gradients become dL/dx
-# and weight-gradient updates while they are still in cache (B=64, T=250,
-# H=128: chunks of 8-64 steps within 10% of each other; the whole sequence
-# at once was 1.6x slower).
-CHUNK_STEPS = 32
-# When a layer runs in parts: at least two usable cores, and for training a batch of at least
-# PARTS_MIN_BATCH rows (and two parts), a per-step recurrent product of at least PARTS_MIN_MACS
-# multiply-adds (B * G*H * H) and H at most PARTS_MAX_HIDDEN. From benchmarks/fast_backend_parts.py
-# (`parts` cases, T=100, F=64, against the same step without parts, four runs; BENCHMARKS.md):
-# - GRU: 1.3-1.9x at B=128, H=128 and B=256, H=64, 0.9-1.4x at B=64, H=128 and 1.1-1.2x at B=64,
-#   H=256; below 2^21 multiply-adds the runs disagree (B=64, H=64: 0.72-1.29x; B=32, H=128: 0.79-1.06x).
-# - LSTM (without parts: torch's oneDNN kernel): 1.0-1.3x from B=64 with B * 4H * H >= 2^21 up to
-#   H=128; 0.54-1.14x below that (B=16-64, H=64-128) and 0.74-0.86x at B=64, H=256.
-# Inference runs in parts for GRU only, from INFER_PARTS_MIN_MACS multiply-adds over the whole sequence
-# (B * T * 3H * H) up to H=128: 1.10-1.52x there, 0.78-1.07x on less work and at H=256; LSTM inference
-# in parts was 0.70-0.82x torch's oneDNN kernel.
-PARTS_MIN_BATCH = {"gru": 32, "lstm": 64}
-PARTS_MIN_MACS = {"gru": 1 << 21, "lstm": 1 << 21}
-PARTS_MAX_HIDDEN = {"gru": None, "lstm": 128}
-INFER_PARTS_MIN_MACS = 1 << 29
-INFER_PARTS_MAX_HIDDEN = 128
-
-
-def part_rows(H: int) -> int:
-    """Rows per part for hidden size H."""
-    return max(PART_ROWS, H * H // 2048)
-
-
-def part_bounds(B: int, n_workers: int, rows: int) -> list[tuple[int, int]]:
-    """(first row, rows) of each part: at least ``n_workers`` parts of about ``rows`` rows, sizes within one."""
-    P = min(B, max(n_workers, -(-B // rows)))
-    sizes = [B // P + (p < B % P) for p in range(P)]
-    starts = np.cumsum([0] + sizes[:-1])
-    return [(int(r0), n) for r0, n in zip(starts, sizes)]
-
-
-def use_parts(mode: str, B: int, T: int, H: int, training: bool = True) -> bool:
-    """Whether a layer runs in parts on several cores (see PARTS_MIN_MACS)."""
-    if mode not in PARTS_MIN_MACS or parallel.workers() < 2:
-        return False
-    if not training:
-        return mode == "gru" and H <= INFER_PARTS_MAX_HIDDEN and B * T * 3 * H * H >= INFER_PARTS_MIN_MACS
-    limit = PARTS_MAX_HIDDEN[mode]
-    return (B >= max(PARTS_MIN_BATCH[mode], 2 * part_rows(H)) and B * GATES[mode] * H * H >= PARTS_MIN_MACS[mode]
-            and (limit is None or H <= limit))
-
-
 def _part_views(T: int, r0: int, n: int, steps: int):
     """A function giving part (r0, n)'s first ``steps`` steps of a flat part-major (T * B, ...) tensor."""
     return lambda t: _np(t)[T * r0:T * (r0 + n)].reshape(T, n, -1)[:steps]
@@ -286,7 +219,7 @@ def _run_forward_parts(mode, reverse, a, order, x, h0, c0, w_ih, w_hh, b_ih, b_h
     that order, out in x's.
     """
     B, T, _ = x.shape
-    G, H = GATES[mode], w_hh.shape[1]
+    G, H = GATE_COUNT[mode], w_hh.shape[1]
     out = (buffers.empty if int(a.min()) == B else buffers.zeros)(B, T, H)  # zero past each length
     gh = x.new_empty(B, G * H)
     h = h0.clone()
@@ -310,9 +243,10 @@ def _infer_parts(mode, reverse, active, order, x, h0, c0, w_ih, w_hh, b_ih, b_hh
     """GRU forward only, in parts (like :class:`_Parts`), keeping nothing for a backward pass."""
     B, T, F = x.shape
     H = w_hh.shape[1]
-    n_workers = parallel.workers()
-    bounds = part_bounds(B, n_workers, part_rows(H))
-    xp, gi = buffers.empty(T * B, F), buffers.empty(T * B, GATES[mode] * H)
+    policy = current_policy()
+    n_workers = policy.cores()
+    bounds = part_bounds(B, n_workers, policy.rows_per_part(H))
+    xp, gi = buffers.empty(T * B, F), buffers.empty(T * B, GATE_COUNT[mode] * H)
 
     def task(part, inputs, h, c, recurrence):
         return (K.gru_part_infer, *inputs, h, *recurrence, part(gi))
@@ -341,10 +275,11 @@ class _Parts(torch.autograd.Function):
     def forward(ctx, mode, reverse, active, order, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         B, T, F = x.shape
         H = w_hh.shape[1]
-        G = GATES[mode]
+        G = GATE_COUNT[mode]
         a = active.numpy()
-        n_workers = parallel.workers()
-        bounds = part_bounds(B, n_workers, part_rows(H))
+        policy = current_policy()
+        n_workers = policy.cores()
+        bounds = part_bounds(B, n_workers, policy.rows_per_part(H))
         alloc = buffers.empty if int(a.min()) == B else buffers.zeros  # padded positions must read as zero
         with torch.no_grad():
             xp, gi = buffers.empty(T * B, F), buffers.empty(T * B, G * H)
@@ -365,6 +300,7 @@ class _Parts(torch.autograd.Function):
             out, h, c = _run_forward_parts(mode, reverse, a, order.numpy(), x, h0, c0, w_ih, w_hh, b_ih, b_hh, xp,
                                            bounds, n_workers, task)
         ctx.mode, ctx.reverse, ctx.bounds, ctx.n_workers = mode, reverse, bounds, n_workers
+        ctx.chunk_steps = policy.chunk_steps  # the backward pass may run after the policy's block
         ctx.save_for_backward(active, order, xp, w_ih, w_hh, out_p, h0, *saved)
         return out, h, c
 
@@ -375,7 +311,7 @@ class _Parts(torch.autograd.Function):
         active, order, xp, w_ih, w_hh, out_p, h0, *saved = ctx.saved_tensors
         B = sum(n for _, n in ctx.bounds)
         T, F, H = xp.shape[0] // B, xp.shape[1], w_hh.shape[1]
-        G = GATES[ctx.mode]
+        G = GATE_COUNT[ctx.mode]
         a, n_order = active.numpy(), order.numpy()
         full = int(a.min()) == B
         wanted = ctx.needs_input_grad  # (mode, reverse, active, order, x, h0, c0, w_ih, w_hh, b_ih, b_hh)
@@ -411,13 +347,13 @@ class _Parts(torch.autograd.Function):
             common = (n_do, n_order[rows], part(dop), _np(dh)[rows])
             if ctx.mode == "gru":
                 tasks.append((K.gru_part_backward, *common, n_h0[rows], w_hh_n, w_ih_n, act[:steps], ctx.reverse,
-                              part(z_s), part(dn_s), part(coef), part(xp), part(out_p), CHUNK_STEPS,
+                              part(z_s), part(dn_s), part(coef), part(xp), part(out_p), ctx.chunk_steps,
                               bool(wanted[4]), n_dx, _np(dw_ih[p]), _np(dw_hh[p]), _np(db_ih[p]),
                               _np(db_hh[p])))
             else:
                 tasks.append((K.lstm_part_backward, *common, _np(dc)[rows], n_h0[rows], n_c0[rows], w_hh_n, w_ih_n,
                               act[:steps], ctx.reverse, part(gates), part(c_s), part(xp), part(out_p),
-                              CHUNK_STEPS, bool(wanted[4]), n_dx, _np(dw_ih[p]), _np(dw_hh[p]), _np(db_ih[p])))
+                              ctx.chunk_steps, bool(wanted[4]), n_dx, _np(dw_ih[p]), _np(dw_hh[p]), _np(db_ih[p])))
         parallel.run_parts(tasks, ctx.n_workers)
         db_ih = db_ih.sum(0)
         db_hh = db_hh.sum(0) if db_hh is not None else db_ih.clone()
@@ -465,7 +401,7 @@ def _run_layers(module: nn.RNNBase, layer_input, h0, c0, run_layer):
     for layer in range(module.num_layers):
         outputs = []
         for d in range(D):
-            suffix = f"_l{layer}" + ("_reverse" if d else "")
+            suffix = parameter_suffix(layer, d)
             k = layer * D + d
             weights = [getattr(module, f"{name}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
             out, h, c = run_layer(bool(d), layer_input, h0[k].contiguous(), c0[k].contiguous(), *weights)
@@ -504,8 +440,8 @@ def _infer(mode, relu, reverse, active, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     """Forward only (no gradient wanted): GRU steps skip what the backward pass would need."""
     T, B, F = x.shape
     H = w_hh.shape[1]
-    G = GATES[mode]
-    if mode != "gru" or B * G * H * H < PYTHON_LOOP_MIN_MACS:
+    G = GATE_COUNT[mode]
+    if mode != "gru" or not current_policy().python_loop(mode, B, H):
         return _Layer.forward(_Unsaved(), mode, relu, reverse, active, x, h0, c0, w_ih, w_hh, b_ih, b_hh)
     a = active.numpy()
     alloc = x.new_empty if int(a.min()) == B else x.new_zeros
@@ -580,6 +516,7 @@ def fast_forward(
     x: torch.Tensor,
     lengths: torch.Tensor | None = None,
     state=None,
+    policy: KernelPolicy | None = None,
 ):
     """Run ``module`` (an ``nn.RNN/GRU/LSTM``, batch_first) through the fast path.
 
@@ -587,22 +524,29 @@ def fast_forward(
     ``x (B, T, F)``, ``lengths (B,) | None``, ``state`` as the module takes it;
     returns ``out (B, T, D*H)`` (zero past each length) and the final state.
     Shapes that do not fit the module, lengths outside 1..T and non-finite
-    inputs raise ``ValueError``.
+    inputs raise ``ValueError``. ``policy`` chooses how the layers run
+    (default: :func:`seqlab.kernels.policy.current_policy`).
     """
+    with use_policy(policy):
+        return _forward(module, x, lengths, state)
+
+
+def _forward(module: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor | None, state):
     if torch.is_autocast_enabled("cpu"):
         # float32 kernels: the layer runs outside autocast, as torch's own GRU does under bf16-mixed
         with torch.autocast("cpu", enabled=False):
-            return fast_forward(module, x, lengths, state)
+            return _forward(module, x, lengths, state)
     check_inputs(module, x, lengths, state)
     mode = {nn.RNN: "rnn", nn.GRU: "gru", nn.LSTM: "lstm"}[type(module)]
     if lengths is not None and int(lengths.min()) == x.shape[1]:
         lengths = None  # every sequence runs the whole length: a full batch
     wants_grad = _wants_grad(module, x, state)
-    parts = use_parts(mode, x.shape[0], x.shape[1], module.hidden_size, wants_grad)
-    if mode == "lstm" and lengths is None and not parts and (
-            not wants_grad or x.shape[0] * 4 * module.hidden_size ** 2 >= LSTM_HANDOVER_MACS):
+    policy = current_policy()
+    parts = policy.use_parts(mode, x.shape[0], x.shape[1], module.hidden_size, wants_grad)
+    if mode == "lstm" and lengths is None and not parts and policy.lstm_to_torch(x.shape[0], module.hidden_size,
+                                                                                 wants_grad):
         # A full batch: torch runs oneDNN's fused LSTM kernel, faster on CPU than a step loop here
-        # for inference at every size and for training from LSTM_HANDOVER_MACS.
+        # for inference at every size and for training from the policy's lstm_handover_macs.
         return module(x, state)
     order, active, h0, c0 = _rows_by_length(module, mode, x, lengths, state)
     if parts:

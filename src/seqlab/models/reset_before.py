@@ -15,7 +15,7 @@ parameter names and shapes (``weight_ih_l{k}[_reverse]`` (3H, F), gate
 order r, z, n), so a state_dict moves between them unchanged; only the
 candidate differs. It runs the time loop in Python (autograd differentiates
 it), reads a ``PackedSequence`` as ``nn.GRU`` does, and exports to ONNX as
-the ``GRU`` operator with ``linear_before_reset=0`` (:mod:`seqlab.export.graph`).
+the ``GRU`` operator with ``linear_before_reset=0``.
 
 Symbols: B batch, T time steps, F input features, H hidden size,
 D directions, L layers.
@@ -27,16 +27,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from seqlab.recurrence.spec import CELLS, parameter_suffix
 
-def reset_before_cell(x: torch.Tensor, h: torch.Tensor, w_ih, w_hh, b_ih=None, b_hh=None) -> torch.Tensor:
-    """One step: x (B, F), h (B, H) -> h' (B, H), the equations of the module docstring."""
-    hidden = h.shape[-1]
-    gi = nn.functional.linear(x, w_ih, b_ih)  # (B, 3H)
-    gh = nn.functional.linear(h, w_hh[: 2 * hidden], None if b_hh is None else b_hh[: 2 * hidden])  # (B, 2H)
-    r, z = torch.sigmoid(gi[:, : 2 * hidden] + gh).chunk(2, dim=1)  # (B, H) each
-    hn = nn.functional.linear(r * h, w_hh[2 * hidden :], None if b_hh is None else b_hh[2 * hidden :])  # (B, H)
-    n = torch.tanh(gi[:, 2 * hidden :] + hn)
-    return n + z * (h - n)  # (1 - z) * n + z * h
+RESET_BEFORE = CELLS["gru_reset_before"]  # its equations and step: seqlab.recurrence.spec
 
 
 class ResetBeforeGRU(nn.RNNBase):
@@ -93,13 +86,13 @@ class ResetBeforeGRU(nn.RNNBase):
                 layer_input = nn.functional.dropout(layer_input, self.dropout, training=True)
             outputs = []
             for direction in range(directions):
-                s = f"_l{layer}" + ("_reverse" if direction else "")
+                s = parameter_suffix(layer, direction)
                 weights = (getattr(self, f"weight_ih{s}"), getattr(self, f"weight_hh{s}"),
                            getattr(self, f"bias_ih{s}", None), getattr(self, f"bias_hh{s}", None))
                 h = hx[layer * directions + direction]  # (B, H)
                 out: list = [None] * steps
                 for t in (range(steps - 1, -1, -1) if direction else range(steps)):
-                    h_new = reset_before_cell(layer_input[:, t], h, *weights)  # (B, H)
+                    h_new, _ = RESET_BEFORE.step(layer_input[:, t], h, None, *weights)  # (B, H)
                     if valid is None:
                         h = out[t] = h_new
                     else:  # padded steps leave the state untouched and output zero

@@ -1,6 +1,7 @@
 """The NumPy reference engine: RNN, GRU and LSTM, forward and backward.
 
-Readable enough to learn from, and held to ``torch.nn`` number for number.
+Readable enough to learn from; in float64 the oracle every implementation of
+the recurrences is tested against (its steps: :mod:`seqlab.recurrence.oracle`).
 
 >>> from seqlab.reference import ReferenceRNN
 >>> rnn = ReferenceRNN("gru", input_size=3, hidden_size=4)
@@ -8,6 +9,6 @@ Readable enough to learn from, and held to ``torch.nn`` number for number.
 >>> grads = rnn.backward(d_out)             # grads["x"], grads["weight_ih_l0"], ...
 """
 
-from seqlab.reference.engine import GATES, ReferenceRNN
+from seqlab.reference.engine import ReferenceRNN
 
-__all__ = ["GATES", "ReferenceRNN"]
+__all__ = ["ReferenceRNN"]

@@ -4,9 +4,11 @@
 variable lengths, initial states in and final states out, and a backward
 pass that returns gradients for the input, the initial states and every
 weight and bias. Its parameters are named and shaped as in ``torch.nn``
-(``weight_ih_l0``, ``bias_hh_l1_reverse``, ``weight_hr_l0``), so a
-state_dict moves between the two unchanged; the tests hold it to
-``torch.nn`` to 1e-10 in float64.
+(``weight_ih_l0``, ``bias_hh_l1_reverse``, ``weight_hr_l0``; see
+:mod:`seqlab.recurrence.spec`), so a state_dict moves between the two
+unchanged. In float64 it is the oracle every implementation of the
+recurrences is held to (``tests/test_recurrence.py``); finite differences
+check its backward pass.
 
 Symbols: B batch, T time steps, F input features, H hidden size, P state
 width (H, or proj_size), D directions, L layers.
@@ -21,9 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-import seqlab.reference.cells as cells
-
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+import seqlab.recurrence.oracle as cells
+from seqlab.recurrence.spec import cell_spec, parameter_suffix
 
 
 class ReferenceRNN:
@@ -38,7 +39,7 @@ class ReferenceRNN:
         nonlinearity: ``tanh`` or ``relu`` (``rnn`` only).
         proj_size: P < H for a projected LSTM, 0 for none.
         gru_update: ``torch`` (h' = (1 - z) n + z h, the default) or
-            ``flipped`` (h' = z n + (1 - z) h); see :func:`cells.gru_forward`.
+            ``flipped`` (h' = z n + (1 - z) h); see :func:`seqlab.recurrence.oracle.gru_forward`.
         reset_after: GRU: True (PyTorch) applies the reset gate after
             W_hn h + b_hn, False (Cho et al. 2014) to h before W_hn.
         dtype: parameter and computation dtype.
@@ -69,10 +70,7 @@ class ReferenceRNN:
         dtype=np.float64,
         seed: int | None = 0,
     ):
-        if mode not in GATES:
-            raise ValueError(f"expected mode in {list(GATES)}, got {mode!r}")
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"expected nonlinearity tanh or relu, got {nonlinearity!r}")
+        self.spec = cell_spec(mode, nonlinearity, reset_after)  # refuses an unknown mode or nonlinearity
         if gru_update not in ("torch", "flipped"):
             raise ValueError(f"expected gru_update torch or flipped, got {gru_update!r}")
         if proj_size and (mode != "lstm" or not 0 < proj_size < hidden_size):
@@ -100,19 +98,8 @@ class ReferenceRNN:
     # Parameters, named as in torch.nn
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
-        G, H, P = GATES[self.mode], self.hidden_size, self.state_size
-        shapes = {}
-        for layer in range(self.num_layers):
-            layer_input = self.input_size if layer == 0 else self.num_directions * P
-            for direction in range(self.num_directions):
-                s = f"_l{layer}" + ("_reverse" if direction else "")
-                shapes[f"weight_ih{s}"] = (G * H, layer_input)
-                shapes[f"weight_hh{s}"] = (G * H, P)
-                shapes[f"bias_ih{s}"] = (G * H,)
-                shapes[f"bias_hh{s}"] = (G * H,)
-                if self.proj_size:
-                    shapes[f"weight_hr{s}"] = (P, H)
-        return shapes
+        return self.spec.parameter_shapes(self.input_size, self.hidden_size, self.num_layers,
+                                          self.num_directions == 2, self.proj_size)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.params.items()}
@@ -131,7 +118,7 @@ class ReferenceRNN:
             self.params[name] = value.astype(self.dtype)
 
     def _weights(self, layer: int, direction: int) -> dict[str, np.ndarray | None]:
-        s = f"_l{layer}" + ("_reverse" if direction else "")
+        s = parameter_suffix(layer, direction)
         p = self.params
         return {"W_ih": p[f"weight_ih{s}"], "W_hh": p[f"weight_hh{s}"], "b_ih": p[f"bias_ih{s}"],
                 "b_hh": p[f"bias_hh{s}"], "W_hr": p.get(f"weight_hr{s}")}
@@ -240,7 +227,7 @@ class ReferenceRNN:
 
     def _backprop_direction(self, d_out, d_h, d_c, steps, layer, direction, grads, d_states):
         w = self._weights(layer, direction)
-        s = f"_l{layer}" + ("_reverse" if direction else "")
+        s = parameter_suffix(layer, direction)
         g = {"W_ih": grads[f"weight_ih{s}"], "W_hh": grads[f"weight_hh{s}"], "b_ih": grads[f"bias_ih{s}"],
              "b_hh": grads[f"bias_hh{s}"], "W_hr": grads.get(f"weight_hr{s}")}
         B, T, _ = d_out.shape

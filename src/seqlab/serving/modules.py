@@ -15,6 +15,9 @@ import torch
 from torch import nn
 
 from seqlab.models.recurrent import RecurrentModel
+from seqlab.recurrence.spec import CELLS, parameter_suffix
+
+LSTM = CELLS["lstm"]
 
 STEPWISE_MODELS = ("streaming covers the recurrent classifiers rnn, gru and lstm (stacked or not, heads last, "
                    "step, mean or attention), not models with convolutions or other layers around the recurrence")
@@ -99,13 +102,10 @@ class StepModel(nn.Module):
         rnn = self.model.encoder.rnn
         h_out, c_out = [], []
         for k in range(rnn.num_layers):
-            gates = (x @ getattr(rnn, f"weight_ih_l{k}").t() + getattr(rnn, f"bias_ih_l{k}")
-                     + h[k] @ getattr(rnn, f"weight_hh_l{k}").t() + getattr(rnn, f"bias_hh_l{k}"))  # (B, 4H)
-            i, f, g, o = gates.chunk(4, dim=1)
-            c_k = torch.sigmoid(f) * c[k] + torch.sigmoid(i) * torch.tanh(g)  # (B, H)
-            x = torch.sigmoid(o) * torch.tanh(c_k)  # (B, H)
-            if self.projected:
-                x = x @ getattr(rnn, f"weight_hr_l{k}").t()  # (B, P)
+            s = parameter_suffix(k, 0)
+            x, c_k = LSTM.step(x, h[k], c[k], getattr(rnn, f"weight_ih{s}"), getattr(rnn, f"weight_hh{s}"),
+                               getattr(rnn, f"bias_ih{s}", None), getattr(rnn, f"bias_hh{s}", None),
+                               getattr(rnn, f"weight_hr{s}", None))  # (B, P), (B, H)
             h_out.append(x)
             c_out.append(c_k)
         return x, torch.stack(h_out), torch.stack(c_out)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from seqlab.errors import SeqlabError
-from seqlab.kernels.fast_rnn import part_bounds
+from seqlab.kernels.policy import part_bounds
 from seqlab.kernels.parallel import usable_cores
 
 

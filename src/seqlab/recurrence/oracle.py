@@ -1,6 +1,10 @@
-"""One time step of RNN, GRU and LSTM in NumPy, forward and backward.
+"""The float64 oracle: one time step of RNN, GRU and LSTM in NumPy, forward and backward.
 
-The equations in each docstring are the code, symbol for symbol. Symbols:
+Every implementation of a recurrence in seqlab (the torch modules, the fast
+and batch-1 kernels, the step model, the exported graphs) is held to these
+functions, stepped by :class:`seqlab.reference.ReferenceRNN`
+(``tests/test_recurrence.py``). The equations in each docstring are the
+code, symbol for symbol, and those of :mod:`seqlab.recurrence.spec`. Symbols:
     B batch, F input features, H hidden size, P state width (H, or the LSTM
     projection size), x (B, F) input, h (B, P) previous state, c (B, H)
     previous cell. Weights are PyTorch's: W_ih (G*H, F), W_hh (G*H, P),
