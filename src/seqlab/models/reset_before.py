@@ -116,7 +116,7 @@ class ResetBeforeGRU(nn.RNNBase):
         for layer in range(self.num_layers):
             w, r, b = [], [], []
             for direction in range(directions):
-                s = f"_l{layer}" + ("_reverse" if direction else "")
+                s = parameter_suffix(layer, direction)
                 w.append(_zrh(getattr(self, f"weight_ih{s}")))
                 r.append(_zrh(getattr(self, f"weight_hh{s}")))
                 biases = [getattr(self, f"bias_{k}{s}", None) for k in ("ih", "hh")]
