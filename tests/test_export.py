@@ -28,6 +28,7 @@ ZOO = [
     ("cnn-gru", {}), ("cnn-gru", {"conv_axis": "time"}), ("cnn-gru-parallel", {}), ("cnn-lstm-parallel", {}),
     ("ablstm", {"hidden_size": 16}), ("cnn1d-lstm", {}), ("cnn1d-gru", {}), ("tcn", {}),
     ("lstm-fcn", {}), ("gru-fcn", {"attention": True, "squeeze_excite": True}), ("lstm-fcn", {"dimension_shuffle": True}),
+    ("gru", {"patch": 3}), ("lstm", {"patch": 2, "head": "mean"}),  # T = 20: patches of 3 leave a padded tail
 ]
 
 
@@ -280,6 +281,9 @@ def test_streaming_refuses_models_that_read_ahead(tmp_path):
         run = make_run(tmp_path / name, name, options)
         with pytest.raises(SeqlabError, match=r"cannot stream: a bidirectional model reads the future"):
             Streamer(run)
+    run = make_run(tmp_path / "patched", "gru", {"patch": 4})
+    with pytest.raises(SeqlabError, match=r"cannot stream: it groups 4 steps into one recurrent step"):
+        Streamer(run)
 
 
 @pytest.mark.parametrize("name", ["cnn-gru", "cnn-gru-parallel", "cnn1d-lstm", "tcn", "ablstm"])

@@ -217,3 +217,34 @@ def test_reverse_padded_builds_torch_bidirectional_lstm_from_two_one_way_lstms()
     torch.testing.assert_close(flipped[0], expected[0, :, 4:])  # the full-length row is right either way
     torch.testing.assert_close(reverse_padded(reverse_padded(x, lengths), lengths), x)
     torch.testing.assert_close(reverse_padded(x), torch.flip(x, dims=[1]))
+
+
+@pytest.mark.parametrize("head", ["last", "mean"])
+def test_patched_model_is_the_plain_model_on_steps_put_side_by_side(head):
+    """patch p: the same as an unpatched model of input p*F fed the reshaped, zero-padded series, in a padded
+    batch and alone; the lengths become ceil(length / p)."""
+    torch.manual_seed(4)
+    patched = build_model("lstm", 2, 3, hidden_size=5, head=head, patch=3).double().eval()
+    plain = build_model("lstm", 6, 3, hidden_size=5, head=head).double().eval()
+    plain.load_state_dict(patched.state_dict())
+    lengths = torch.tensor([7, 3, 5])
+    x = torch.randn(3, 7, 2, dtype=torch.float64)
+    x[torch.arange(7)[None, :] >= lengths[:, None]] = 0.0  # padded steps are zero, as the loaders leave them
+    batched = patched(x, lengths)
+    for i, length in enumerate(lengths.tolist()):
+        grouped = -(-length // 3)
+        manual = torch.zeros(1, grouped * 3, 2, dtype=torch.float64)
+        manual[0, :length] = x[i, :length]
+        expected = plain(manual.reshape(1, grouped, 6))[0]
+        torch.testing.assert_close(batched[i], expected, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(patched(x[i : i + 1, :length])[0], expected, rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="groups 3 steps"):
+        patched.forward_stateful(x)
+
+
+def test_patch_options_are_checked():
+    with pytest.raises(SeqlabError, match=r"model.patch: expected auto or an integer >= 1, got 0"):
+        build_model("gru", 3, 2, patch=0)
+    with pytest.raises(SeqlabError, match=r"model.patch: expected 1 or auto with head 'step'"):
+        build_model("gru", 3, 2, patch=2, head="step")
+    assert build_model("gru", 3, 2).patch == 1  # auto outside a classification run: every step on its own

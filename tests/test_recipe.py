@@ -14,14 +14,18 @@ from sklearn.utils.class_weight import compute_class_weight
 from conftest import make_waves, run_cli
 from seqlab.config import TrainConfig, resolve_config
 from seqlab.errors import SeqlabError
+from seqlab.runs import load_run
 from seqlab.training.pipeline import train
 from seqlab.training.module import ClassificationModule
 from seqlab.training.recipe import (
     MAX_STEPS,
     MIN_STEPS,
     MIN_WORK_STEPS,
+    PATCH_ABOVE,
+    PATCH_STEPS,
     WORK_BUDGET,
     auto_batch_size,
+    auto_patch,
     auto_select,
     auto_steps,
     balanced_class_weights,
@@ -48,6 +52,18 @@ def test_step_budget_boundaries():
     assert auto_steps(40, 16, 1460) == WORK_BUDGET // (16 * 1460)  # long series lower the floor (to 171) ...
     assert auto_steps(85, 16, 1460) == 30 * 6  # ... never below 30 epochs
     assert auto_steps(40, 16, 100_000) == MIN_WORK_STEPS  # ... nor below its own floor
+
+
+def test_long_series_are_read_in_patches_of_steps():
+    assert auto_patch(PATCH_ABOVE) == 1 and auto_patch(8) == 1
+    assert auto_patch(PATCH_ABOVE + 1) == math.ceil((PATCH_ABOVE + 1) / PATCH_STEPS)
+    assert math.ceil(1460 / auto_patch(1460)) <= PATCH_STEPS < math.ceil(1460 / (auto_patch(1460) - 1))  # ACSF1
+    recipe = resolve_recipe(TrainConfig(), "classification", 85, 15, 10, 1460, patch="auto")
+    assert recipe.patch == 23 and "64 recurrent steps of 23" in recipe.reasons["patch"]
+    assert recipe.steps == auto_steps(85, 16, 64)  # the budget counts the steps the recurrence runs
+    assert resolve_recipe(TrainConfig(), "classification", 85, 15, 10, 1460, patch=1).patch == 1  # switched off
+    assert resolve_recipe(TrainConfig(), "classification", 85, 15, 10, 1460).patch is None  # a model without it
+    assert resolve_recipe(TrainConfig(), "forecast", patch="auto").patch == 1
 
 
 def test_selection_needs_a_validation_split_large_enough():
@@ -224,3 +240,18 @@ def test_defaults_on_a_small_real_set_reach_well_above_chance(tmp_path):
     metrics = _italy_power(tmp_path)
     assert metrics["recipe"]["steps"] >= 1000
     assert metrics["test"]["accuracy"] >= 0.9
+
+
+def test_a_long_series_run_records_its_patch_and_reloads_the_same_model(tmp_path, capsys):
+    cases, labels = make_waves(24, 600, 1)
+    np.savez(tmp_path / "long.npz", X=np.stack(cases).astype(np.float32), y=labels)
+    status, _, err = run_cli(capsys, "train", "--data", tmp_path / "long.npz", "--model", "gru", "--hidden-size", "4",
+                             "--steps", "3", "--quiet", "--set", "train.baselines=false", "--out", tmp_path / "run")
+    assert status == 0, err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["recipe"]["patch"] == auto_patch(600) == 10 and "600 steps > 512" in metrics["recipe"]["reasons"]["patch"]
+    assert load_run(tmp_path / "run").model.patch == 10  # the checkpoint holds the resolved value, not auto
+    status, _, err = run_cli(capsys, "eval", "--run", tmp_path / "run")
+    assert status == 0, err
+    evaluated = json.loads((tmp_path / "run" / "eval.json").read_text())["test"]
+    assert (evaluated["accuracy"], evaluated["macro_f1"]) == (metrics["test"]["accuracy"], metrics["test"]["macro_f1"])

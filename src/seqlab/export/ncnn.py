@@ -160,6 +160,9 @@ def ncnn_module(run, model: nn.Module, shift, scale) -> nn.Module:
         return NcnnCNNGRU(model, shift, scale).eval()
     if model.head not in ("last", "mean"):
         raise SeqlabError(f"--format ncnn: head {model.head!r} is not supported (last or mean are); use onnx")
+    if model.patch > 1:
+        raise SeqlabError(f"--format ncnn: model.patch {model.patch} (steps grouped before the recurrence) is not "
+                          "supported; use onnx or torchscript")
     if getattr(model.encoder.rnn, "proj_size", 0):
         raise SeqlabError("--format ncnn: ncnn's LSTM layer has no projection (proj_size); use onnx or torchscript")
     _refuse_unsupported(model.encoder.rnn, "--format ncnn")

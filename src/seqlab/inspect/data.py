@@ -80,4 +80,8 @@ def recurrent_encoder(model: nn.Module, run: Run, command: str):
     if len(encoders) > 1:
         raise SeqlabError(f"run folder {run.path}: model {name} has {len(encoders)} recurrent encoders; "
                           f"`seqlab {command}` reads models with one")
+    if getattr(model, "patch", 1) > 1:
+        raise SeqlabError(f"run folder {run.path}: model {name} reads {model.patch} steps as one recurrent step "
+                          f"(model.patch); `seqlab {command}` follows the recurrence step by step: train with "
+                          f"--set model.patch=1")
     return encoders[0]

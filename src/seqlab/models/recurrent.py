@@ -2,6 +2,7 @@
 
 Symbols used in shape comments:
     B batch, T time steps, F input features, H hidden size,
+    p steps grouped into one recurrent step (``patch``), T' = ceil(T / p),
     P output width of one direction (H, or proj_size for a projected LSTM),
     D directions (1 or 2), L layers, C outputs (classes or targets).
 
@@ -172,6 +173,23 @@ def _map_state(state: State | None, fn) -> State | None:
     return tuple(fn(s) for s in state) if isinstance(state, tuple) else fn(state)
 
 
+def group_steps(x: torch.Tensor, lengths: torch.Tensor | None, patch: int):
+    """Put ``patch`` consecutive steps side by side as one step: (B, T, F) -> (B, T', p*F).
+
+    The tail is zero-padded to a whole patch (padded steps of a batch are
+    zero already, so a sequence gets the same patches alone or in any batch);
+    ``lengths`` become ceil(length / p). ``patch`` 1 returns the input as is.
+    """
+    if patch == 1:
+        return x, lengths
+    batch, steps, features = x.shape
+    x = nn.functional.pad(x, (0, 0, 0, (-steps) % patch))  # (B, T'*p, F)
+    x = x.reshape(batch, -1, patch * features)  # (B, T', p*F)
+    if lengths is not None:
+        lengths = torch.div(lengths + (patch - 1), patch, rounding_mode="floor")  # (B,)
+    return x, lengths
+
+
 def use_torch_backend(model: nn.Module) -> nn.Module:
     """Switch every recurrent encoder in ``model`` to torch.nn's kernels, in place (the same parameters
     and, to 1e-5, the same numbers). Tracing and export need this: the fast backend's time loop runs
@@ -191,6 +209,12 @@ class RecurrentModel(nn.Module):
         ``mean``: the mean of the outputs over valid steps.
         ``attention``: additive attention over valid steps.
         ``step``: one output per time step, (B, T, C).
+
+    ``patch`` p > 1 groups p consecutive steps into one recurrent step
+    (:func:`group_steps`), so the recurrence reads T' = ceil(T / p) steps of
+    p*F features: long series cost p times fewer sequential steps, and the
+    gradient travels p times fewer steps back. Such a model reads whole
+    windows (no streaming, no per-step head).
 
     ``forward(x (B, T, F), lengths (B,) | None) -> (B, C)``, or (B, T, C)
     for the ``step`` head; an unbatched x (T, F) gives (C,) or (T, C).
@@ -214,11 +238,18 @@ class RecurrentModel(nn.Module):
         bias: bool = True,
         merge: str = "concat",
         reset_after: bool = True,
+        patch: int | str = 1,
     ):
         super().__init__()
+        self.patch = 1 if patch == "auto" else int(patch)  # "auto" is the classification recipe's to resolve
+        if self.patch > 1 and head == "step":
+            raise ValueError(f"head 'step' gives one output per time step; patch {self.patch} groups steps")
+        if self.patch > 1:
+            self.cannot_stream = (f"it groups {self.patch} steps into one recurrent step (model.patch="
+                                  f"{self.patch}); train with --set model.patch=1 to stream")
         self.encoder = RecurrentEncoder(
-            self.cell, input_size, hidden_size, num_layers, dropout, bidirectional, nonlinearity, proj_size, backend,
-            bias, merge, reset_after,
+            self.cell, input_size * self.patch, hidden_size, num_layers, dropout, bidirectional, nonlinearity,
+            proj_size, backend, bias, merge, reset_after,
         )
         features = self.encoder.output_size  # M: D*P, or P for merge="sum"
         self.head = head
@@ -228,9 +259,10 @@ class RecurrentModel(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() == 2 and lengths is None:  # unbatched (T, F)
-            check_unbatched(x, self.encoder.input_size)
+            check_unbatched(x, self.encoder.input_size // self.patch)
             return self(x.unsqueeze(0))[0]  # (C,) or (T, C)
-        outputs, final, _ = self.encoder(x, lengths)  # (B, T, M), (B, M)
+        x, lengths = group_steps(x, lengths, self.patch)  # (B, T', p*F)
+        outputs, final, _ = self.encoder(x, lengths)  # (B, T', M), (B, M)
         if self.head == "step":
             return self.fc(self.dropout(outputs))  # (B, T, C)
         if self.head == "last":
@@ -249,6 +281,8 @@ class RecurrentModel(nn.Module):
         """
         if self.encoder.num_directions != 1:
             raise ValueError("forward_stateful needs a unidirectional model; a bidirectional one reads ahead")
+        if self.patch > 1:
+            raise ValueError(f"forward_stateful reads one step at a time; this model groups {self.patch} steps")
         outputs, _, state = self.encoder(x, None, state)  # (B, T, P)
         return self.fc(self.dropout(outputs)), state  # (B, T, C)
 
@@ -287,6 +321,10 @@ class RecurrentOptions:
         backend: ``torch`` or ``fast`` (seqlab's compiled CPU recurrence).
         bias: the recurrent layers' biases b_ih and b_hh (false: none).
         merge: ``concat`` or ``sum`` of the two directions (bidirectional only).
+        patch: consecutive steps read as one recurrent step (1: every step
+            on its own); ``auto``: chosen by the classification recipe from
+            the training length (:func:`seqlab.training.recipe.auto_patch`),
+            1 for other tasks.
     """
 
     hidden_size: int = 128
@@ -298,9 +336,13 @@ class RecurrentOptions:
     backend: Literal["torch", "fast"] = "torch"
     bias: bool = True
     merge: Literal["concat", "sum"] = "concat"
+    patch: int | Literal["auto"] = "auto"
 
     def validate(self) -> None:
         check(self.hidden_size >= 1, "model.hidden_size", "a positive integer", self.hidden_size)
+        check(self.patch == "auto" or self.patch >= 1, "model.patch", "auto or an integer >= 1", self.patch)
+        check(self.patch in ("auto", 1) or self.head != "step", "model.patch",
+              "1 or auto with head 'step' (one output per time step)", self.patch)
         check(self.num_layers >= 1, "model.num_layers", "a positive integer", self.num_layers)
         check(0.0 <= self.dropout < 1.0, "model.dropout", "a probability in [0, 1)", self.dropout)
         check(0.0 <= self.head_dropout < 1.0, "model.head_dropout", "a probability in [0, 1)", self.head_dropout)

@@ -90,10 +90,13 @@ class ClassificationTask(TaskRecipe):
 
     def build(self, config: RunConfig, data: ClassificationData) -> TrainingSetup:
         bundle = data.bundle
-        model = build_model(config.model["name"], data.input_size, bundle.num_classes, steps=bundle.train.steps,
-                            **model_options(config))
         recipe = resolve_recipe(config.train, "classification", len(bundle.train), len(bundle.val),
-                                bundle.num_classes, bundle.train.steps)
+                                bundle.num_classes, bundle.train.steps, config.model.get("patch"))
+        options = model_options(config)
+        if recipe.patch is not None:
+            options["patch"] = recipe.patch
+        model = build_model(config.model["name"], data.input_size, bundle.num_classes, steps=bundle.train.steps,
+                            **options)
         weights = balanced_class_weights(bundle.train.y, bundle.num_classes) \
             if recipe.class_weights == "balanced" else None
         module = ClassificationModule(model, recipe.lr, config.train.weight_decay, data.variable_length, weights)
@@ -130,11 +133,14 @@ class ClassificationTask(TaskRecipe):
     def save(self, config: RunConfig, data: ClassificationData, model: nn.Module, metrics: dict[str, Any],
              history: list[dict[str, float]], out: Path) -> None:
         bundle = data.bundle
+        options = model_options(config)
+        if "patch" in options:  # as the recipe resolved it, so the checkpoint rebuilds the same model
+            options["patch"] = model.patch
         save_run_checkpoint(
             out / MODEL_FILE,
             model,
             {"name": config.model["name"], "builder": "zoo", "input_size": data.input_size,
-             "output_size": bundle.num_classes, "steps": bundle.train.steps, "options": model_options(config)},
+             "output_size": bundle.num_classes, "steps": bundle.train.steps, "options": options},
             config.to_dict(),
             "classification",
             {"normalizer": data.normalizer.state_dict(), "class_names": bundle.class_names,

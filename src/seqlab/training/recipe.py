@@ -11,6 +11,10 @@ validation split's size and the class count C (symbols used throughout):
   and at most ``MAX_STEPS`` optimizer steps; for long sequences the floor
   drops so that it spends at most ``WORK_BUDGET`` sequence time steps
   (B * T per step), which keeps small sets of long series affordable;
+* patch p (recurrent models, ``model.patch: auto``): 1 for T <=
+  ``PATCH_ABOVE``; longer series are read ``p`` consecutive steps at a
+  time, p = ceil(T / ``PATCH_STEPS``), so the recurrence runs at most
+  ``PATCH_STEPS`` steps (the step budget then counts those steps);
 * schedule ``onecycle`` (warm-up, then cosine annealing);
 * selection on validation loss only when the validation split holds at
   least ``MIN_VAL_SEQUENCES`` and ``MIN_VAL_PER_CLASS`` * C sequences;
@@ -48,6 +52,8 @@ MIN_STEPS, MAX_STEPS = 1000, 20000
 WORK_BUDGET = 4_000_000  # sequence time steps (B * T summed over steps) the step floor may spend
 MIN_WORK_STEPS = 100  # the work budget never lowers the floor below this many steps
 MIN_VAL_SEQUENCES, MIN_VAL_PER_CLASS = 100, 10
+PATCH_ABOVE = 512  # longer series: the recurrence reads patches of consecutive steps
+PATCH_STEPS = 64  # ... at most this many of them
 FIXED = {"batch_size": 64, "epochs": 40, "schedule": "plateau", "select": "val", "patience": 10}
 
 
@@ -78,6 +84,11 @@ def auto_steps(n_train: int, batch_size: int, length: int) -> int:
     per_epoch = math.ceil(n_train / batch_size)
     floor = min(MIN_STEPS, max(MIN_WORK_STEPS, WORK_BUDGET // (batch_size * max(length, 1))))
     return min(MAX_STEPS, max(floor, EPOCHS_PER_BUDGET * per_epoch))
+
+
+def auto_patch(length: int) -> int:
+    """p = 1 for T <= PATCH_ABOVE, else the smallest p with ceil(T / p) <= PATCH_STEPS."""
+    return 1 if length <= PATCH_ABOVE else math.ceil(length / PATCH_STEPS)
 
 
 def auto_select(n_val: int, num_classes: int) -> str:
@@ -127,6 +138,8 @@ class Recipe:
         patience: epochs without improvement before stopping (0: never).
         class_weights: ``none`` or ``balanced``.
         reasons: why each ``auto`` value came out as it did.
+        patch: steps a recurrent model reads as one (``model.patch``); None
+            for models without the option.
     """
 
     batch_size: int
@@ -139,6 +152,7 @@ class Recipe:
     patience: int
     class_weights: str
     reasons: dict[str, str]
+    patch: int | None = None
 
     @property
     def monitor(self) -> str:
@@ -163,10 +177,17 @@ class Recipe:
 
 
 def resolve_recipe(train: TrainConfig, task: str, n_train: int = 0, n_val: int = 0, num_classes: int = 0,
-                   length: int = 1) -> Recipe:
-    """Resolve the ``auto`` values of ``train`` for a run (see the module docstring for the rules)."""
+                   length: int = 1, patch: int | str | None = None) -> Recipe:
+    """Resolve the ``auto`` values of ``train`` (and ``model.patch``, given as ``patch``) for a run (see the
+    module docstring for the rules)."""
     reasons: dict[str, str] = {}
     adaptive = task in ("classification", "regression")
+    if patch == "auto":
+        patch = auto_patch(length) if adaptive else 1
+        reasons["patch"] = (f"{length} steps {'>' if patch > 1 else '<='} {PATCH_ABOVE}"
+                            + (f": {math.ceil(length / patch)} recurrent steps of {patch}" if patch > 1 else "")
+                            if adaptive else f"fixed for task {task}")
+    length = math.ceil(length / (patch or 1))  # the steps the model runs through
     batch_size = train.batch_size
     if batch_size == "auto":
         batch_size = auto_batch_size(n_train) if adaptive else FIXED["batch_size"]
@@ -198,7 +219,7 @@ def resolve_recipe(train: TrainConfig, task: str, n_train: int = 0, n_val: int =
         patience = 0 if adaptive else FIXED["patience"]
     lr = None if train.lr == "auto" else float(train.lr)
     return Recipe(int(batch_size), int(steps), int(epochs), lr, schedule, train.warmup, select, int(patience),
-                  train.class_weights, reasons)
+                  train.class_weights, reasons, None if patch is None else int(patch))
 
 
 def check_classification_data(train_y: np.ndarray, num_classes: int, class_names: list[str], source: str) -> None:
