@@ -214,24 +214,19 @@ class GradientNormMonitor(pl.Callback):
     ``grad_norm_max`` and ``clipped_steps`` (steps whose norm exceeded ``train.clip``) to each
     epoch's history row.
 
-    Lightning calls ``on_before_optimizer_step`` after the backward pass and
-    before it clips, so the norm is the one clipping acts on.
+    The norms are those the module's clipping computed
+    (:meth:`seqlab.training.module.SeqlabModule.configure_gradient_clipping`,
+    which Lightning calls after the backward pass of every step, clipping on
+    or off), so each step's gradients are reduced to a norm once.
     """
 
-    def __init__(self):
-        self.norms: list[float] = []
-
     def on_train_epoch_start(self, trainer, pl_module):
-        self.norms = []
-
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
-        if grads:  # one fused norm over every gradient: this runs on every step
-            self.norms.append(float(torch.nn.utils.get_total_norm(grads, 2.0)))
+        pl_module.gradient_norms = []
 
     def history_values(self, trainer) -> dict[str, float]:
         """This epoch's columns of ``history.csv`` (asked for by the history callback at the epoch's end)."""
         clip = trainer.gradient_clip_val or 0.0
-        norms = self.norms or [float("nan")]
+        recorded = trainer.lightning_module.gradient_norms
+        norms = recorded or [float("nan")]
         return {"grad_norm": float(np.mean(norms)), "grad_norm_max": float(np.max(norms)),
-                "clipped_steps": sum(norm > clip for norm in self.norms) if clip else 0}
+                "clipped_steps": sum(norm > clip for norm in recorded) if clip else 0}

@@ -24,8 +24,11 @@ class StopOnNonFiniteLoss(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss).all()):
-            raise SeqlabError(f"training stopped: the training loss is {float(loss.detach().float().max())} at "
+        if not isinstance(loss, torch.Tensor):
+            return
+        value = float(loss.detach().sum())  # one scalar read per step: NaN or Inf in any element shows in the sum
+        if not math.isfinite(value):
+            raise SeqlabError(f"training stopped: the training loss is {value} at "
                               f"epoch {trainer.current_epoch + 1}, batch {batch_idx + 1}; {ADVICE}")
 
     def on_validation_end(self, trainer, pl_module):

@@ -71,11 +71,14 @@ class SeqlabModule(pl.LightningModule):
     """AdamW with the recipe's schedule; per-epoch metrics from torchmetrics, synced across DDP ranks.
 
     Subclasses implement :meth:`batch_loss`, returning the mean loss, the
-    number of items it averages over and the inputs of their extra metrics
-    (``{"accuracy": (predicted, y)}``), and may add metrics in
-    :meth:`stage_metrics` and derived values in :meth:`derived`. After each
-    validation pass the epoch's ``train_*`` and ``val_*`` values are logged
-    (so the callbacks at the epoch's end see them all) and the metrics reset.
+    number of items it averages over and their extra metrics as a sum and a
+    count (``{"accuracy": (correct.sum(), len(y))}``), and may add metrics in
+    :meth:`stage_metrics` and derived values in :meth:`derived`. The steps
+    only add to plain tensor sums; after each validation pass the epoch's
+    sums go into the torchmetrics means (one update each), whose
+    ``compute()`` gathers every rank's, the epoch's ``train_*`` and ``val_*``
+    values are logged (so the callbacks at the epoch's end see them all) and
+    everything is reset.
     ``recipe`` (the run's :class:`~seqlab.training.recipe.Recipe`, set before
     fitting) chooses the schedule; without one the rate stays constant.
     """
@@ -86,8 +89,10 @@ class SeqlabModule(pl.LightningModule):
         self.lr = lr
         self.weight_decay = weight_decay
         self.recipe = None
+        self.gradient_norms: list[float] = []  # this epoch's, one per optimizer step (see configure_gradient_clipping)
         self.train_metrics = self.stage_metrics()
         self.val_metrics = self.stage_metrics()
+        self.sums: dict[str, dict[str, list[torch.Tensor]]] = {"train": {}, "val": {}}  # stage -> name -> [sum, count]
 
     def stage_metrics(self) -> nn.ModuleDict:
         return nn.ModuleDict({"loss": mean_metric()})
@@ -101,11 +106,20 @@ class SeqlabModule(pl.LightningModule):
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         loss, n, updates = self.batch_loss(batch, stage)
-        metrics = self.train_metrics if stage == "train" else self.val_metrics
-        metrics["loss"].update(loss.detach(), n)
-        for name, args in updates.items():
-            metrics[name].update(*args)
+        sums = self.sums[stage]
+        for name, (total, count) in {"loss": (loss.detach() * n, n), **updates}.items():
+            if name in sums:
+                sums[name][0] += total
+                sums[name][1] += count
+            else:  # the first step of the epoch: the sums start as copies
+                sums[name] = [total.detach().clone(), torch.as_tensor(count, dtype=total.dtype, device=total.device)]
         return loss
+
+    def on_fit_start(self):
+        # what an earlier fit of this module left (the learning-rate finder's steps) is not this fit's
+        self.sums = {"train": {}, "val": {}}
+        for metric in (*self.train_metrics.values(), *self.val_metrics.values()):
+            metric.reset()
 
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
@@ -118,6 +132,9 @@ class SeqlabModule(pl.LightningModule):
             return
         logged = {}
         for stage, metrics in (("train", self.train_metrics), ("val", self.val_metrics)):
+            for name, (total, count) in self.sums[stage].items():
+                metrics[name].update(total / count, count)  # the epoch's mean, weighted by its count
+            self.sums[stage] = {}
             values = {name: float(metric.compute()) for name, metric in metrics.items()
                       if metric.update_count}  # compute() gathers every rank's counts
             if values:
@@ -129,6 +146,18 @@ class SeqlabModule(pl.LightningModule):
             logged["epoch"] = float(self.current_epoch + 1)  # the loggers' epoch column counts from 1 too
             # the same values on every process (compute() gathered them); sync_dist only tells Lightning so
             self.log_dict(logged, prog_bar=False, logger=self.trainer.logger is not None, sync_dist=True)
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        """Clip to ``gradient_clip_val`` (``train.clip``; None: no clipping) by the total 2-norm of the gradients,
+        computed once per step and appended to ``gradient_norms`` before clipping (the history's ``grad_norm``
+        columns read it): the same arithmetic as ``torch.nn.utils.clip_grad_norm_``, with one norm per step."""
+        parameters = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not parameters:
+            return
+        norm = torch.nn.utils.get_total_norm([p.grad for p in parameters], 2.0)
+        self.gradient_norms.append(float(norm))
+        if gradient_clip_val:
+            torch.nn.utils.clip_grads_with_norm_(parameters, gradient_clip_val, norm)
 
     def configure_optimizers(self):
         from seqlab.training.recipe import build_scheduler
@@ -162,9 +191,9 @@ class ClassificationModule(SeqlabModule):
         x, lengths, y = batch
         x, lengths = trim_batch(x, lengths, self.variable_length)
         logits = self.model(x, lengths)  # (B, C)
-        correct = (logits.detach().argmax(dim=1) == y).float()  # (B,)
+        correct = (logits.detach().argmax(dim=1) == y).sum().float()
         loss = nn.functional.cross_entropy(logits, y, weight=self.class_weights)
-        return loss, len(y), {"accuracy": (correct,)}
+        return loss, len(y), {"accuracy": (correct, len(y))}
 
 
 class RegressionModule(SeqlabModule):
