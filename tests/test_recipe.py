@@ -255,3 +255,19 @@ def test_a_long_series_run_records_its_patch_and_reloads_the_same_model(tmp_path
     assert status == 0, err
     evaluated = json.loads((tmp_path / "run" / "eval.json").read_text())["test"]
     assert (evaluated["accuracy"], evaluated["macro_f1"]) == (metrics["test"]["accuracy"], metrics["test"]["macro_f1"])
+
+
+@pytest.mark.parametrize("total", [10, 20, 2, 3])
+def test_onecycle_survives_a_warmup_of_exactly_one_step(total):
+    # 10 steps at warmup 0.1 (20 at 0.05) end torch's warm-up phase at step 0, which divided by zero
+    from seqlab.training.recipe import Recipe, build_scheduler
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+    recipe = Recipe(16, total, -1, 0.01, "onecycle", 0.1 if total != 20 else 0.05, "train", 0, "none", {})
+    scheduler = build_scheduler(optimizer, recipe, total)["scheduler"]
+    rates = []
+    for _ in range(total):
+        optimizer.step()
+        scheduler.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert all(math.isfinite(rate) for rate in rates) and rates[-1] < 0.01

@@ -104,9 +104,16 @@ def test_onnx_export_carries_the_target_scaling(npz_run, capsys):
     model = OnnxModel(root / "reg.onnx", workers=1)
     try:
         np.testing.assert_allclose(model(x), eager, rtol=1e-4, atol=1e-4)
-        assert model.task == "regression"
+        assert model.task == "regression" and model.target_names == ["target0", "target1"]
     finally:
         model.close()
+    np.savez(root / "x.npz", X=x)
+    status, _, err = run_cli(capsys, "predict", "--onnx", root / "reg.onnx", "--input", root / "x.npz",
+                             "--out", root / "onnx.csv")
+    assert status == 0, err
+    rows = list(csv.DictReader(open(root / "onnx.csv")))
+    np.testing.assert_allclose([[float(r["predicted_target0"]), float(r["predicted_target1"])] for r in rows], eager,
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_deap_continuous_ratings_are_the_targets(tmp_path):
@@ -147,3 +154,30 @@ def test_covid3month_minirocket_beats_the_mean(tmp_path, capsys):
     metrics = json.loads((tmp_path / "covid" / "metrics.json").read_text())
     assert metrics["data"]["test"] == 61  # the archive's own test split
     assert metrics["baselines"]["minirocket"]["rmse"] < metrics["baselines"]["mean"]["rmse"]
+
+
+@pytest.mark.slow
+def test_deap_valence_regression_trains_through_the_cli(tmp_path, capsys):
+    folder = write_deap(tmp_path / "deap", subjects=1, samples=128 * 8)
+    status, _, err = run_cli(capsys, "train", "--data", f"deap:{folder}", "--out", tmp_path / "run", *TINY,
+                             "--set", "data.options.labels=valence", "--set", "data.options.band=[]",
+                             "--set", "data.options.window=1.0")
+    assert status == 0, err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["data"]["targets"] == ["valence"] and set(metrics["baselines"]) == {"mean"}
+    status, _, err = run_cli(capsys, "eval", "--run", tmp_path / "run")
+    assert status == 0, err
+    assert json.loads((tmp_path / "run" / "eval.json").read_text())["test"] == pytest.approx(metrics["test"])
+
+
+def test_a_cli_run_loads_as_a_fitted_regressor(npz_run):
+    import seqlab
+    from seqlab.data.dataset import SequenceSet
+    from seqlab.tasks.regression import predict_sequences
+
+    root, out = npz_run
+    regressor = seqlab.load(out)
+    assert isinstance(regressor, seqlab.SequenceRegressor)
+    assert regressor.get_params()["hidden_size"] == 4 and regressor.get_params()["epochs"] == 2
+    x = np.random.default_rng(2).normal(size=(3, 6, 3)).astype(np.float32)
+    np.testing.assert_allclose(regressor.predict(x), predict_sequences(load_run(out), SequenceSet(x)), rtol=1e-6)

@@ -61,7 +61,7 @@ def _section_keys(cls: type, leave_out: tuple[str, ...] = ()) -> list[str]:
 
 
 TRAIN_KEYS = _section_keys(TrainConfig, ("seed",))
-DATA_KEYS = _section_keys(DataConfig, ("spec", "options"))
+DATA_KEYS = _section_keys(DataConfig, ("spec", "options", "fold"))  # fold: set by seqlab cv per run
 FORECAST_KEYS = _section_keys(ForecastConfig)
 
 

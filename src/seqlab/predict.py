@@ -26,16 +26,25 @@ def predict_file(run_dir: str | Path | None, input_path: str | Path, out_path: s
     model_file = Path(onnx) if onnx is not None else Path(run_dir) / MODEL_FILE
     check_output_path(Path(out_path), "--out", [Path(input_path), model_file])
     data, labels = read_inputs(input_path)
-    run = load_run(run_dir) if onnx is None else None
-    if run is not None and run.task == "regression":
-        return _predict_targets(run, data, labels, Path(input_path), Path(out_path))
     if onnx is not None:
-        probabilities, class_names = _onnx_probabilities(Path(onnx), data, Path(input_path), workers)
+        from seqlab.serving.streamer import softmax
+
+        outputs, task, names = _onnx_outputs(Path(onnx), data, Path(input_path), workers)
+        if task == "regression":
+            return _write_targets(outputs, names, data, labels, Path(out_path))
+        probabilities = softmax(outputs)
+        class_names = names or [str(i) for i in range(probabilities.shape[1])]
     else:
-        require_task(run, "classification", "predict")
-        features = run.extras["features"]
-        if data.features != features:
+        run = load_run(run_dir)
+        features = run.extras.get("features")
+        if run.task in ("classification", "regression") and data.features != features:
             raise SeqlabError(f"{input_path}: sequences have {data.features} features; the run expects {features}")
+        if run.task == "regression":
+            from seqlab.tasks.regression import predict_sequences
+
+            return _write_targets(predict_sequences(run, data), list(run.extras["target_names"]), data, labels,
+                                  Path(out_path))
+        require_task(run, "classification", "predict")
         probabilities = predict_proba(run.model, run.normalizer.transform(data))  # (N, C)
         class_names = run.class_names
     predicted = probabilities.argmax(axis=1)
@@ -49,15 +58,9 @@ def predict_file(run_dir: str | Path | None, input_path: str | Path, out_path: s
     return len(rows)
 
 
-def _predict_targets(run, data, labels, input_path: Path, out_path: Path) -> int:
-    """``id``, ``predicted_<target>`` per target, and ``<target>`` (the truth) when the input carries it."""
-    from seqlab.tasks.regression import predict_sequences
-
-    features = run.extras["features"]
-    if data.features != features:
-        raise SeqlabError(f"{input_path}: sequences have {data.features} features; the run expects {features}")
-    names = list(run.extras["target_names"])
-    prediction = predict_sequences(run, data)  # (N, K)
+def _write_targets(prediction: np.ndarray, names: list[str], data, labels, out_path: Path) -> int:
+    """A regression's rows: ``id``, ``predicted_<target>`` per target, and ``<target>`` (the truth) when the
+    input carries it."""
     header = ["id"] + [f"predicted_{name}" for name in names]
     rows = [[data.ids[i]] + [f"{v:.6g}" for v in prediction[i]] for i in range(len(data))]
     if labels is not None:
@@ -70,14 +73,14 @@ def _predict_targets(run, data, labels, input_path: Path, out_path: Path) -> int
     return len(rows)
 
 
-def _onnx_probabilities(path: Path, data, input_path: Path, workers: int | None, batch_size: int = 256):
-    """Class probabilities (N, C) from an exported classifier; raw features in (its normaliser is inside)."""
+def _onnx_outputs(path: Path, data, input_path: Path, workers: int | None, batch_size: int = 256):
+    """The outputs (N, C) of an exported classifier (logits) or regression (targets), its task and its class or
+    target names; raw features in (the normaliser is inside)."""
     from seqlab.serving.onnx_model import OnnxModel
-    from seqlab.serving.streamer import softmax
 
     model = OnnxModel(path, workers)
-    if model.task not in (None, "classification"):
-        raise SeqlabError(f"{path}: predict takes a classifier; this export is of a {model.task} run")
+    if model.task not in (None, "classification", "regression"):
+        raise SeqlabError(f"{path}: predict takes a classifier or a regression; this export is of a {model.task} run")
     if model.features is not None and data.features != model.features:
         raise SeqlabError(f"{input_path}: sequences have {data.features} features; {path} expects {model.features}")
     chunks = []
@@ -93,12 +96,13 @@ def _onnx_probabilities(path: Path, data, input_path: Path, workers: int | None,
                         raise SeqlabError(f"{input_path}: sequences have different lengths, but {path} was exported "
                                           "with --fixed-length; export it without --fixed-length")
                     lengths = None
-            chunks.append(softmax(model(x, lengths).astype(np.float64)))  # (B, C)
+            chunks.append(model(x, lengths).astype(np.float64))  # (B, C)
     finally:
         model.close()
-    probabilities = np.concatenate(chunks, axis=0)
-    class_names = model.class_names or [str(i) for i in range(probabilities.shape[1])]
-    return probabilities, class_names
+    outputs = np.concatenate(chunks, axis=0)
+    if model.task == "regression":
+        return outputs, "regression", model.target_names or [f"target{k}" for k in range(outputs.shape[1])]
+    return outputs, "classification", model.class_names
 
 
 def _label_text(label) -> str:

@@ -104,11 +104,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", choices=["test", "val", "train", "all"], default="test",
                           help="which split to evaluate (default test)")
 
-    predict = commands.add_parser("predict", help="predict a class, with probabilities, for each sequence of a file")
+    predict = commands.add_parser("predict", help="predict a class, with probabilities (a regression: the targets), "
+                                  "for each sequence of a file")
     model_source = predict.add_mutually_exclusive_group(required=True)
     model_source.add_argument("--run", type=Path, help="run folder written by `seqlab train`")
     model_source.add_argument("--onnx", type=Path,
-                              help="a classifier exported by `seqlab export --format onnx`, run by ONNX Runtime "
+                              help="a classifier or regression exported by `seqlab export --format onnx`, run by ONNX Runtime "
                               "(no run folder needed)")
     predict.add_argument("--input", type=Path, required=True, help=".npz, .csv or .ts file of sequences")
     predict.add_argument("--out", type=Path, required=True, help="CSV file to write")

@@ -78,6 +78,7 @@ class OnnxModel:
         meta = self._session.get_modelmeta().custom_metadata_map
         self.task = meta.get("seqlab_task")
         self.class_names = json.loads(meta["seqlab_class_names"]) if "seqlab_class_names" in meta else None
+        self.target_names = json.loads(meta["seqlab_target_names"]) if "seqlab_target_names" in meta else None
         self._single = None  # the single-threaded session the workers share, made on first use
         self._pool = None
 

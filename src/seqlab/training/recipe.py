@@ -263,8 +263,12 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, total_step
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=4)
         return {"scheduler": scheduler, "monitor": "val_loss"}
     if recipe.schedule == "onecycle":
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=max(total_steps, 2),
-                                                        pct_start=max(recipe.warmup, 1e-3), anneal_strategy="cos")
+        steps = max(total_steps, 2)
+        warmup = max(recipe.warmup, 1e-3)
+        if math.isclose(warmup * steps, 1.0):  # torch's warm-up phase would end at step 0: a phase of length 0
+            warmup = 1.5 / steps
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=steps,
+                                                        pct_start=warmup, anneal_strategy="cos")
         return {"scheduler": scheduler, "interval": "step"}
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, total_steps, recipe.warmup, recipe.schedule))
