@@ -444,8 +444,9 @@ def cmd_eval(args) -> None:
     metrics = evaluate_run(args.run, args.data, args.split)
     write_json(args.run / "eval.json", metrics)
     _print_metrics(metrics)
-    if "report" in metrics[args.split]:  # classification: per-class precision, recall and F1
-        print(metrics[args.split]["report"].rstrip())
+    split = metrics.get(metrics.get("split") or args.split, {})  # a language model reports its validation split
+    if "report" in split:  # classification: per-class precision, recall and F1
+        print(split["report"].rstrip())
     print(f"Written: {args.run / 'eval.json'}")
 
 
