@@ -252,18 +252,27 @@ def test_console_script_exits_2_without_traceback(tmp_path):
     assert listing.returncode == 0 and "bilstm" in listing.stdout and "proj_size=0" in listing.stdout
 
 
-def test_demo_writes_a_table_and_the_runs(tmp_path, capsys):
+def test_demo_is_a_compare_with_the_other_parts_in_one_report(tmp_path, capsys):
     status, out, err = run_cli(capsys, "demo", "--out", tmp_path / "demo", "--epochs", "1", "--quiet",
                                "--no-fitted-baselines")
     assert status == 0, err
-    for name in ("rnn", "lstm", "gru"):
-        assert (tmp_path / "demo" / name / "metrics.json").is_file()
-    assert "test_accuracy" in out and "majority_accuracy" in out and "Results:" in out
-    summary = (tmp_path / "demo" / "summary.md").read_text()
-    assert sum("| digits " in line for line in summary.splitlines()) == 3
-    assert "| transformed_naive " in summary and "| unigram " in summary  # baselines beside the models
-    gru = json.loads((tmp_path / "demo" / "gru" / "metrics.json").read_text())
+    demo = tmp_path / "demo"
+    rows = list(csv.DictReader((demo / "results.csv").open()))
+    cells = {(row["data"], row["model"]) for row in rows}
+    for data in ("digits", "aeon:JapaneseVowels", "aeon:BasicMotions"):
+        assert {(data, m) for m in ("rnn", "lstm", "gru")} <= cells
+    assert ("aeon:BasicMotions", "tcn") in cells and len(rows) == 15
+    gru = json.loads((demo / "digits" / "gru" / "seed0" / "metrics.json").read_text())
     assert set(gru["baselines"]) == {"majority"}  # MiniRocket skipped by --no-fitted-baselines
+    assert float(next(r for r in rows if r["model"] == "gru" and r["data"] == "digits")["test_accuracy"]) \
+        == gru["test"]["accuracy"]
+    assert "baseline: majority" in out and "Results:" in out
+    report = (demo / "report.md").read_text()
+    assert "plots/critical-difference.png" in report  # three data sets: ranked with a diagram
+    assert "baseline: transformed_naive" in report and "baseline: unigram" in report  # the other parts' baselines
+    assert "plots/sine-rollout.png" in report and "plots/airline-forecast.png" in report
+    html = (demo / "report.html").read_text()
+    assert html.count("<img ") == report.count("](plots/") and 'src="plots/' not in html
 
 
 def test_training_prints_no_library_warnings(tmp_path):

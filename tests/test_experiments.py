@@ -80,6 +80,10 @@ def test_compare_rerun_reuses_finished_and_retrains_only_the_unfinished(grid, ca
             assert (folder / "metrics.json").stat().st_mtime_ns == stamps[run]
     assert (unfinished / "metrics.json").is_file()
     assert len(read_results(grid.out / "results.csv")) == 2
+    report = (grid.out / "report.html").stat().st_mtime_ns
+    status, out, _ = run_cli(capsys, *grid.argv)  # nothing left to train: nothing is rewritten
+    assert status == 0 and out.count("finished earlier, reused") == 2 and "Nothing changed" in out
+    assert (grid.out / "report.html").stat().st_mtime_ns == report
 
 
 def test_compare_lists_every_unknown_name_before_training(tmp_path, capsys):

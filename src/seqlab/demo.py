@@ -1,135 +1,109 @@
-"""The main job: train and compare seqlab's models on real data, offline.
+"""The main job: a ``seqlab compare`` of seqlab's models on real data, plus forecasting, language
+modelling and the seeds' sine experiment, all in one report, offline.
 
 ``make demo`` runs ``seqlab demo --out runs/demo``:
 
-* classification: RNN, LSTM and GRU on ``digits`` (each 8x8 image read row by
-  row); a bidirectional GRU on the variable-length
-  JapaneseVowels archive and the sensing models (CNN-GRU serial and parallel,
-  ABLSTM, 1D-CNN + LSTM/GRU, TCN) beside a GRU on BasicMotions (motion
-  sensors); every run beside the majority-class and MiniRocket baselines of
-  its data (:mod:`seqlab.baselines`);
+* classification, as a compare grid (seed 0): RNN, LSTM and GRU on
+  ``digits`` (each 8x8 image read row by row), the variable-length
+  JapaneseVowels archive and BasicMotions (motion sensors), so that the
+  report ranks them over 3 data sets with a critical-difference diagram;
+  and the sensing models (CNN-GRU serial and parallel, ABLSTM, 1D-CNN +
+  LSTM/GRU, TCN) beside them on BasicMotions; every run beside the
+  majority-class and MiniRocket baselines of its data (:mod:`seqlab.baselines`);
 * forecasting: the airline preset (last 36 months) beside its baselines
   (naive, seasonal naive, naive in the preset's transformed space, ETS, ARIMA);
 * language modelling: a character model on the shipped founding documents,
   beside the unigram and Kneser-Ney n-gram baselines;
 * the seeds' sine experiment (RNN, LSTM, GRU rolled out from one value).
 
-Each part prints a table; ``summary.md`` collects them beside the run folders.
+Everything lands in ``out``: one run folder per run, ``results.csv``, and
+``report.md`` / ``report.html`` (the compare report with a section per
+further part). A rerun reuses the runs that finished with the same settings.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
-from seqlab.config import read_config_file, resolve_config
+from seqlab.config import read_config_file
+from seqlab.experiments.compare import merge_trees, plan_grid, write_comparison
+from seqlab.experiments.runner import Job, run_jobs
 from seqlab.experiments.sine import run_sine_experiment
-from seqlab.io import save_figure, write_text
+from seqlab.reports.document import Image, Section, Table, Text
 from seqlab.reports.tables import format_table
-from seqlab.training.pipeline import train
 
 # Every demo run has a fixed step budget below the recipe's (1,000 steps at least), so the whole demo
 # stays within 3 minutes on 2 cores beside another busy process: digits 300 steps (15 epochs),
 # the UEA/UCR runs 200.
 DIGITS_STEPS = 300
 UCR_STEPS = 200
-CLASSIFICATION_RUNS = [
-    (name, {"data": {"spec": "digits"}, "model": {"name": name}, "train": {"steps": DIGITS_STEPS}})
-    for name in ("rnn", "lstm", "gru")
-]
-# Real UEA/UCR data that the aeon package ships.
-# BasicMotions: accelerometer and gyroscope (6 channels, 100 steps), 4 activities - the
-# sensing models' home ground.
-UCR_RUNS = [
-    ("bigru-vowels", {"data": {"spec": "aeon:JapaneseVowels"}, "model": {"name": "bigru"},
-                      "train": {"steps": UCR_STEPS}}),
-] + [
-    (f"{name}-motions", {"data": {"spec": "aeon:BasicMotions"}, "model": {"name": name}, "train": {"steps": UCR_STEPS}})
-    for name in ("gru", "cnn-gru", "cnn-gru-parallel", "ablstm", "cnn1d-lstm", "cnn1d-gru", "tcn")
-]
-LM_RUN = ("gru-lm", {"data": {"spec": "text:founding"}, "model": {"name": "gru", "hidden_size": 256},
-                     "train": {"epochs": 12, "batch_size": 32}})
-
-
-def _train(name: str, tree: dict, out: Path, quiet: bool, epochs: int | None, fitted_baselines: bool) -> dict:
-    train_section = {**tree.get("train", {}), "baselines": fitted_baselines}
-    if epochs is not None:
-        train_section["epochs"] = epochs
-    tree = {**tree, "train": train_section}
-    config = resolve_config(tree)
-    if not quiet:
-        print(f"== {name}: {config.model['name']} on {config.data.spec} ({config.task})", flush=True)
-    return train(config, out / name, overwrite=True, quiet=quiet).metrics
+CORE_MODELS = ["rnn", "lstm", "gru"]
+# data spec -> step budget; real UEA/UCR data that the aeon package ships. BasicMotions: accelerometer
+# and gyroscope (6 channels, 100 steps), 4 activities - the sensing models' home ground.
+CLASSIFICATION_DATA = {"digits": DIGITS_STEPS, "aeon:JapaneseVowels": UCR_STEPS, "aeon:BasicMotions": UCR_STEPS}
+SENSING_MODELS = ["cnn-gru", "cnn-gru-parallel", "ablstm", "cnn1d-lstm", "cnn1d-gru", "tcn"]
+LM_TREE = {"data": {"spec": "text:founding"}, "model": {"name": "gru", "hidden_size": 256},
+           "train": {"epochs": 12, "batch_size": 32}}
 
 
 def run_demo(out: str | Path = "runs/demo", quiet: bool = False, epochs: int | None = None,
              fitted_baselines: bool = True) -> dict[str, list]:
-    """Run every part into ``out`` and write ``out/summary.md`` and ``out/comparison.png``.
+    """Run every part into ``out``; write ``results.csv``, ``report.md`` and ``report.html``.
 
-    ``fitted_baselines=False`` runs with ``train.baselines: false`` (no MiniRocket, ETS, ARIMA, n-gram).
+    ``quiet`` leaves out the progress lines, not the tables. ``epochs`` caps every run's epochs (a quick
+    look); ``fitted_baselines=False`` runs with
+    ``train.baselines: false`` (no MiniRocket, ETS, ARIMA, n-gram). Returns each report table's rows
+    by title.
     """
     out = Path(out)
-    sections: dict[str, tuple[list[str], list[list]]] = {}
-
-    header = ["run", "model", "data", "test_accuracy", "test_macro_f1", "params", "train_seconds", "epochs",
-              "majority_accuracy", "minirocket_accuracy"]
-    rows = []
-    for name, tree in CLASSIFICATION_RUNS + UCR_RUNS:
-        m = _train(name, tree, out, quiet, epochs, fitted_baselines)
-        baselines = m.get("baselines", {})
-        rows.append([name, m["model"], m["data"]["spec"], m["test"]["accuracy"], m["test"]["macro_f1"],
-                     m["params"], m["train_seconds"], m["epochs"]]
-                    + [baselines.get(b, {}).get("accuracy", "-") for b in ("majority", "minirocket")])
-    sections["Classification"] = (header, rows)
-
-    m = _train("airline", read_config_file("airline"), out, quiet, epochs, fitted_baselines)
-    sections["Forecasting: airline, last 36 months (1958-01 .. 1960-12)"] = (
-        ["run", "model", "MAPE %", "sMAPE %", "RMSE", "MAE", "params", "train_seconds"],
-        [["airline", m["model"], m["test"]["mape"], m["test"]["smape"], m["test"]["rmse"], m["test"]["mae"],
-          m["params"], m["train_seconds"]]]
-        + [[name, "baseline", b["mape"], b["smape"], b["rmse"], b["mae"], 0, 0.0] for name, b in m["baselines"].items()],
-    )
-
-    name, tree = LM_RUN
-    m = _train(name, tree, out, quiet, epochs, fitted_baselines)
-    sections["Character language model: founding documents (validation tail)"] = (
-        ["run", "model", "val_perplexity", "bits_per_char", "params", "train_seconds"],
-        [[name, m["model"], m["val"]["perplexity"], m["val"]["bits_per_char"], m["params"], m["train_seconds"]]]
-        + [[baseline if "order" not in b else f"{baseline} (order {b['order']})", "baseline", b["perplexity"],
-            b["bits_per_char"], 0, 0.0] for baseline, b in m["baselines"].items()],
-    )
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        sine = run_sine_experiment(out / "sine", quiet=True)
-    sections["Sine: 100 steps generated from sin(0) with carried state (300 iterations)"] = (
-        ["model", "train_mse", "rollout_rmse"],
-        [[cell, r["train_mse"], r["rollout_rmse"]] for cell, r in sine["models"].items()],
-    )
-
-    markdown = ["# seqlab demo", ""]
-    for title, (head, body) in sections.items():
-        print(f"\n{title}\n" + format_table(head, body))
-        markdown += [f"## {title}", "", format_table(head, body, markdown=True), ""]
-    write_text(out / "summary.md", "\n".join(markdown))
-    _plot_comparison(sections["Classification"][1], out / "comparison.png")
-    print(f"\nResults: {out.resolve()}\n  summary.md and comparison.png; one folder per run (metrics.json, history.csv,"
-          " model.pt, plots: learning_curves.png, confusion_matrix.png, forecast.png); sine/sine_rollout.png;"
-          " gru-lm/samples.txt")
-    return {title: body for title, (_, body) in sections.items()}
+    common = {"train": {"baselines": fitted_baselines, **({"epochs": epochs} if epochs is not None else {})}}
+    cells = []
+    for spec, steps in CLASSIFICATION_DATA.items():
+        models = CORE_MODELS + (SENSING_MODELS if spec == "aeon:BasicMotions" else [])
+        cells += plan_grid(models, [spec], [0], out, merge_trees({"train": {"steps": steps}}, common))
+    say = None if quiet else print
+    metrics = run_jobs([cell.job for cell in cells], overwrite=True, report=say)
+    airline, lm = run_jobs([Job("airline forecast", merge_trees(read_config_file("airline"), common), out / "airline"),
+                            Job("gru character model", merge_trees(LM_TREE, common), out / "gru-lm")],
+                           overwrite=True, report=say)
+    sine = run_sine_experiment(out / "sine", quiet=True)
+    extra = [_forecast_section(airline, out / "airline"), _lm_section(lm, out / "gru-lm"),
+             _sine_section(sine, out / "sine")]
+    comparison = write_comparison(cells, metrics, out, quiet=True, title="seqlab demo", extra_sections=extra)
+    tables = {}
+    for section in comparison.sections:
+        for block in section.blocks:
+            if isinstance(block, Table):
+                title = block.caption or section.title
+                tables[title] = [list(row) for row in block.rows]
+                print(f"\n{title}\n" + format_table(block.header, block.rows))
+    print(f"\nResults: {out.resolve()}\n  report.html (self-contained) and report.md, results.csv; one folder "
+          "per run (metrics.json, history.csv, model.pt, plots), airline/, gru-lm/samples.txt, sine/")
+    return tables
 
 
-def _plot_comparison(rows: list[list], path: Path) -> None:
-    names = [row[0] for row in rows]
-    fig = Figure(figsize=(9, 3.5))
-    (ax_acc, ax_time) = fig.subplots(1, 2)
-    ax_acc.bar(names, [row[3] for row in rows], color="tab:blue")
-    ax_acc.set(ylabel="test accuracy", ylim=(0, 1), title="accuracy")
-    ax_time.bar(names, [row[6] for row in rows], color="tab:orange")
-    ax_time.set(ylabel="seconds", title="training time")
-    for ax in (ax_acc, ax_time):
-        ax.grid(axis="y", alpha=0.3)
-        ax.tick_params(axis="x", labelrotation=20)
-    save_figure(fig, path)
+def _forecast_section(m: dict, folder: Path) -> Section:
+    rows = [["lstm (airline preset)", m["test"]["mape"], m["test"]["smape"], m["test"]["rmse"], m["test"]["mae"],
+             m["params"], m["train_seconds"]]]
+    rows += [[f"baseline: {name}", b["mape"], b["smape"], b["rmse"], b["mae"], "-", "-"]
+             for name, b in m["baselines"].items()]
+    return Section("Forecasting: airline passengers, last 36 months (1958-01 .. 1960-12)", [
+        Table(["run", "MAPE %", "sMAPE %", "RMSE", "MAE", "params", "train s"], rows, "airline: test"),
+        Image("airline-forecast", folder / "forecast.png", "airline: the test forecast against the truth")])
+
+
+def _lm_section(m: dict, folder: Path) -> Section:
+    rows = [["gru (hidden 256)", m["val"]["perplexity"], m["val"]["bits_per_char"], m["params"], m["train_seconds"]]]
+    rows += [[f"baseline: {name}" + (f" (order {b['order']})" if "order" in b else ""), b["perplexity"],
+              b["bits_per_char"], "-", "-"] for name, b in m["baselines"].items()]
+    sample = (folder / "samples.txt").read_text(encoding="utf-8").strip()[:300]
+    return Section("Character language model: founding documents (validation tail)", [
+        Table(["run", "val perplexity", "bits/char", "params", "train s"], rows, "language model: validation"),
+        Text(f"Sampled at temperature 0.8: {sample}")])
+
+
+def _sine_section(sine: dict, folder: Path) -> Section:
+    rows = [[cell, r["train_mse"], r["rollout_rmse"]] for cell, r in sine["models"].items()]
+    return Section(f"The seeds' sine experiment: 100 steps generated from sin(0), {sine['iterations']} iterations", [
+        Table(["model", "train MSE", "rollout RMSE"], rows, "sine: RNN, LSTM and GRU"),
+        Image("sine-rollout", folder / "sine_rollout.png", "each model's rollout against sin(t)")])

@@ -95,12 +95,16 @@ def _finite_or_null(obj: Any) -> Any:
     return obj
 
 
-def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]], durable: bool = True) -> None:
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    write_text(path, buffer.getvalue(), durable)
+    return buffer.getvalue()
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]], durable: bool = True) -> None:
+    write_text(path, csv_text(header, rows), durable)
 
 
 def save_torch(path: Path, obj: Any, durable: bool = True) -> None:

@@ -312,10 +312,15 @@ def _parser() -> argparse.ArgumentParser:
 
     _experiment_parsers(commands)
 
-    demo = commands.add_parser("demo", help="the main job: train and compare the core models on real data")
+    demo = commands.add_parser(
+        "demo", help="the main job: compare the core models on real data, plus forecasting, LM and sine; one report",
+        description="A seqlab compare of rnn, lstm and gru on digits, aeon:JapaneseVowels and aeon:BasicMotions "
+        "(plus the sensing models on BasicMotions), the airline forecast, a character language model and the "
+        "seeds' sine experiment, each beside its baselines; writes OUT/results.csv, OUT/report.md and a "
+        "self-contained OUT/report.html. A rerun reuses the runs that finished with the same settings.")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for the runs (default runs/demo)")
     demo.add_argument("--epochs", type=int, default=None, help="override each run's epochs (for a quick look)")
-    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument("--quiet", action="store_true", help="no progress lines; the tables are still printed")
     demo.add_argument("--no-fitted-baselines", action="store_true",
                       help="skip the baselines that need fitting (MiniRocket, ETS, ARIMA, the n-gram), as "
                       "train.baselines=false does; majority, naive and unigram stay")

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from seqlab.config import PRESETS, infer_task, read_config_file, resolve_config
 from seqlab.errors import SeqlabError
 from seqlab.experiments.runner import Job, run_jobs
-from seqlab.io import write_csv
+from seqlab.io import csv_text, write_text
 from seqlab.runs import slug
 
 RESULTS_FILE = "results.csv"
@@ -44,6 +44,7 @@ class Comparison:
     metrics: list[dict[str, Any]]
     out: Path
     files: list[Path] = field(default_factory=list)
+    sections: list[Any] = field(default_factory=list)  # the report's, for printing its tables
 
 
 def merge_trees(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -164,15 +165,15 @@ def flatten_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def write_results(cells: list[Cell], metrics: list[dict[str, Any]], path: Path) -> None:
-    """``results.csv``: model, data, seed, run folder, then every metric (the union over the runs)."""
+def results_csv(cells: list[Cell], metrics: list[dict[str, Any]], out: Path) -> str:
+    """``results.csv``'s text: model, data, seed, run folder, then every metric (the union over the runs)."""
     rows = [flatten_metrics(m) for m in metrics]
     columns: list[str] = []
     for row in rows:
         columns += [key for key in row if key not in columns]
-    write_csv(path, ["model", "data", "seed", "run"] + columns,
-              [[cell.model, cell.data, cell.seed, str(cell.job.folder.relative_to(path.parent))]
-               + [row.get(key, "") for key in columns] for cell, row in zip(cells, rows)])
+    return csv_text(["model", "data", "seed", "run"] + columns,
+                    [[cell.model, cell.data, cell.seed, str(cell.job.folder.relative_to(out))]
+                     + [row.get(key, "") for key in columns] for cell, row in zip(cells, rows)])
 
 
 def compare(models: Sequence[str], data: Sequence[str], seeds: Sequence[int], out: str | Path,
@@ -197,20 +198,41 @@ def compare(models: Sequence[str], data: Sequence[str], seeds: Sequence[int], ou
 def run_cells(cells: list[Cell], out: Path, workers: int = 1, overwrite: bool = False, quiet: bool = False,
               title: str = "seqlab compare", extra_sections: Sequence[Any] = ()) -> Comparison:
     """Train (or reuse) ``cells`` and write the results and the report; ``extra_sections`` go at its end."""
+    metrics = run_jobs([cell.job for cell in cells], workers, overwrite, report=None if quiet else print)
+    return write_comparison(cells, metrics, out, quiet, title, extra_sections)
+
+
+def write_comparison(cells: list[Cell], metrics: list[dict[str, Any]], out: Path, quiet: bool = False,
+                     title: str = "seqlab compare", extra_sections: Sequence[Any] = ()) -> Comparison:
+    """``results.csv``, ``report.md`` and ``report.html`` of trained ``cells``; ``extra_sections`` at the end."""
     from seqlab.reports.comparison import comparison_sections
     from seqlab.reports.document import write_report
 
-    metrics = run_jobs([cell.job for cell in cells], workers, overwrite, report=None if quiet else print)
-    write_results(cells, metrics, out / RESULTS_FILE)
+    text = results_csv(cells, metrics, out)
+    files = [out / RESULTS_FILE, out / "report.md", out / "report.html"]
+    if not extra_sections and _unchanged(files, text, title):
+        if not quiet:
+            print(f"Nothing changed: {files[0]}, {files[1]} and {files[2]} are up to date")
+        return Comparison(cells, metrics, out, files)
+    write_text(files[0], text)
     sections = comparison_sections(cells, metrics) + list(extra_sections)
     seeds = sorted({cell.seed for cell in cells})
     intro = (f"{len(cells)} runs: {len({c.model for c in cells})} models on {len({c.data for c in cells})} data "
              f"sets, seeds {', '.join(map(str, seeds))}. Mean ± sd over the seeds; one run folder per cell; "
              f"every metric of every run in {RESULTS_FILE}.")
-    files = [out / RESULTS_FILE, *write_report(out, title, sections, intro)]
+    write_report(out, title, sections, intro)
     if not quiet:
         print(f"Results: {files[0]}; report: {files[1]} and {files[2]}")
-    return Comparison(cells, metrics, out, files)
+    return Comparison(cells, metrics, out, files, sections)
+
+
+def _unchanged(files: list[Path], text: str, title: str) -> bool:
+    """Whether the report in ``files`` is of these very results (a rerun that trained nothing)."""
+    try:
+        return files[0].read_text(encoding="utf-8") == text and files[2].is_file() and \
+            files[1].read_text(encoding="utf-8").startswith(f"# {title}\n")
+    except OSError:
+        return False
 
 
 def read_preset(name: str) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """One report, two files: ``report.md`` (plots beside it in ``plots/``) and a self-contained ``report.html``.
 
 A report is a title, an introduction and sections; a section holds
-:class:`Table`, :class:`Figure` and :class:`Text` blocks. Each figure is
-rendered to PNG once: ``report.md`` links the file, ``report.html`` carries
+:class:`Table`, :class:`Figure`, :class:`Image` and :class:`Text` blocks.
+Each figure is rendered to PNG once: ``report.md`` links the file, ``report.html`` carries
 the same bytes inline (a ``data:`` URI), so it opens from disk, offline,
 with nothing beside it. Figures are ``matplotlib.figure.Figure`` objects:
 nothing here touches pyplot or the global backend.
@@ -40,11 +40,20 @@ class Figure:
 
 
 @dataclass
+class Image:
+    """A PNG file already written (a run's plot), copied as ``plots/NAME.png``."""
+
+    name: str
+    path: Path
+    caption: str = ""
+
+
+@dataclass
 class Text:
     text: str
 
 
-Block = Union[Table, Figure, Text]
+Block = Union[Table, Figure, Image, Text]
 
 
 @dataclass
@@ -97,8 +106,8 @@ def write_report(out: Path, title: str, sections: Sequence[Section], intro: str 
                     markdown += [f"**{block.caption}**", ""]
                 markdown += [format_table(block.header, block.rows, markdown=True), ""]
                 body.append(_html_table(block))
-            elif isinstance(block, Figure):
-                data = _png(block.figure)
+            elif isinstance(block, (Figure, Image)):
+                data = _png(block.figure) if isinstance(block, Figure) else Path(block.path).read_bytes()
                 write_bytes(out / PLOTS / f"{block.name}.png", data)
                 markdown += [f"![{block.caption or block.name}]({PLOTS}/{block.name}.png)", ""]
                 uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
