@@ -22,7 +22,6 @@ from typing import Any, Callable
 
 from seqlab.config import config_to_yaml, resolve_config
 from seqlab.errors import SeqlabError
-from seqlab.kernels.parallel import usable_cores
 from seqlab.runs import MARKER_FILE, METRICS_FILE
 
 # Most --workers: each is a process holding a model and its data.
