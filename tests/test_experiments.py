@@ -173,6 +173,7 @@ def _tune_argv(data: Path, out: Path, trials: int, *extra) -> list:
             "--epochs", "1", "--set", "train.baselines=false", "--out", out, *extra]
 
 
+@pytest.mark.slow
 def test_tune_continues_the_study_and_best_yaml_trains_the_best_trial(tmp_path, capsys):
     import optuna
 
@@ -207,6 +208,16 @@ def test_tune_refuses_bad_input_in_one_line(tmp_path, capsys, argv, message):
     status, _, err = run_cli(capsys, "tune", "--model", "gru", "--data", "digits", *argv, "--out", tmp_path / "t")
     assert status == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "secret" not in err
+
+
+def test_default_space_searches_only_the_options_a_model_has():
+    from seqlab.experiments.tune import default_space
+
+    keys = lambda model, task="classification": {p.key for p in default_space(model, task)}  # noqa: E731
+    assert keys("gru") == {"train.lr", "train.batch_size", "model.hidden_size", "model.num_layers",
+                           "model.dropout", "model.head"}
+    assert keys("tcn") == {"train.lr", "train.batch_size", "model.dropout"}  # no hidden size, layers or head
+    assert "model.head" not in keys("gru", "forecast")  # a forecast's head follows its strategy
 
 
 def test_tune_space_file_errors_name_the_key(tmp_path):

@@ -23,6 +23,7 @@ TASK_METRICS = {
     "lm": [("val", "perplexity", False), ("val", "bits_per_char", False)],
 }
 CD_ALPHA = 0.05
+HATCHES = ("//", "..", "xx", "\\\\")  # one per baseline in the bar charts
 
 
 def task_metrics(task: str) -> list[tuple[str, str, bool]]:
@@ -94,9 +95,10 @@ def _data_section(spec: str, runs, models: list[str], wanted) -> Section:
         baseline_bars[f"baseline {name}"] = values
         rows.append([f"baseline: {name}", len(by_seed)] + [mean_sd(values[metric]) for _, metric, _ in wanted]
                     + ["-", "-", "-"])
-    blocks = [Table(header, rows, f"{spec}: mean ± sd over seeds {', '.join(map(str, sorted(by_seed)))}"),
+    seeds = ", ".join(map(str, sorted(by_seed)))
+    blocks = [Table(header, rows, f"{spec}: mean ± sd over seeds {seeds}" if len(by_seed) > 1 else f"{spec}: seed {seeds}"),
               Figure(f"bars-{slug(spec)}", _bar_chart(spec, bars, baseline_bars, wanted),
-                     f"{spec}: mean over seeds, error bars one sd; baselines hatched"),
+                     f"{spec}: mean over seeds, error bars one sd (with several seeds); baselines hatched"),
               Figure(f"curves-{slug(spec)}", _curves(spec, runs, present),
                      f"{spec}: learning curves, mean over seeds (band: ± one sd)")]
     return Section(f"Data set {spec}", blocks)
@@ -112,10 +114,11 @@ def _bar_chart(spec: str, bars: dict, baselines: dict, wanted):
             found = [v for v in values[name] if v is not None and math.isfinite(v)]
             if not found:
                 continue
-            sd = float(np.std(found, ddof=1)) if len(found) > 1 else 0.0
+            sd = float(np.std(found, ddof=1)) if len(found) > 1 else None
+            baseline = list(baselines).index(label) if label in baselines else -1
             ax.bar(k * width, float(np.mean(found)), width * 0.9, yerr=sd, capsize=3, label=label,
-                   color="0.75" if label.startswith("baseline") else f"C{k}",
-                   hatch="//" if label.startswith("baseline") else None, edgecolor="0.3", linewidth=0.5)
+                   color="0.75" if baseline >= 0 else f"C{k}",
+                   hatch=HATCHES[baseline % len(HATCHES)] if baseline >= 0 else None, edgecolor="0.3", linewidth=0.5)
         ax.set_xticks([])
         ax.set_title(f"{split} {_label(name)} ({'higher' if higher else 'lower'} is better)", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
