@@ -170,8 +170,7 @@ def test_readme_python_examples_of_the_inspection_section_run_as_written(runs, t
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     assert blocks
     (tmp_path / "runs").mkdir()
-    for name, folder in runs.items():
-        (tmp_path / "runs" / name).symlink_to(folder)
+    (tmp_path / "runs" / "gru").symlink_to(runs["gru"])  # the Quick start's run; the section trains runs/lstm
     monkeypatch.chdir(tmp_path)
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
