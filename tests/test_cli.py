@@ -256,12 +256,13 @@ def test_demo_is_a_compare_with_the_other_parts_in_one_report(tmp_path, capsys):
     status, out, err = run_cli(capsys, "demo", "--out", tmp_path / "demo", "--epochs", "1", "--quiet",
                                "--no-fitted-baselines")
     assert status == 0, err
+    from seqlab.demo import SENSING_MODELS
     demo = tmp_path / "demo"
     rows = list(csv.DictReader((demo / "results.csv").open()))
     cells = {(row["data"], row["model"]) for row in rows}
     for data in ("digits", "aeon:JapaneseVowels", "aeon:BasicMotions"):
         assert {(data, m) for m in ("rnn", "lstm", "gru")} <= cells
-    assert ("aeon:BasicMotions", "tcn") in cells and len(rows) == 15
+    assert ("aeon:BasicMotions", "tcn") in cells and len(rows) == 9 + len(SENSING_MODELS)
     gru = json.loads((demo / "digits" / "gru" / "seed0" / "metrics.json").read_text())
     assert set(gru["baselines"]) == {"majority"}  # MiniRocket skipped by --no-fitted-baselines
     assert float(next(r for r in rows if r["model"] == "gru" and r["data"] == "digits")["test_accuracy"]) \
