@@ -61,6 +61,16 @@ TRAIN_FLAGS = [
 OPENMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
+def _add_run_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that build a run's config, shared by ``train`` and ``lr-find``."""
+    for flag, key, kind, text in TRAIN_FLAGS:
+        parser.add_argument(flag, type=kind, default=None, metavar=key.split(".")[1].upper(), help=text)
+    parser.add_argument("--bidirectional", action="store_true", default=None, help="read sequences both ways")
+    parser.add_argument("--config", type=Path, help="YAML file with data/model/train sections")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config key, e.g. --set model.head=attention (repeatable)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seqlab",
@@ -88,12 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         "command is run again.",
         epilog="Example: seqlab train --data digits --model gru --out runs/gru",
     )
-    for flag, key, kind, text in TRAIN_FLAGS:
-        train.add_argument(flag, type=kind, default=None, metavar=key.split(".")[1].upper(), help=text)
-    train.add_argument("--bidirectional", action="store_true", default=None, help="read sequences both ways")
-    train.add_argument("--config", type=Path, help="YAML file with data/model/train sections")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override any config key, e.g. --set model.head=attention (repeatable)")
+    _add_run_flags(train)
     train.add_argument("--out", type=Path, required=True, help="run folder to write")
     train.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar; print only the final metrics")
@@ -298,12 +303,7 @@ def _parser() -> argparse.ArgumentParser:
         "to OUT/lr_find.png. A model whose loss never falls is reported as diverging (exit 2). Classification only.",
         epilog="Example: seqlab lr-find --data aeon:BasicMotions --model gru --out runs/lr-gru",
     )
-    for flag, key, kind, text in TRAIN_FLAGS:
-        lr_find.add_argument(flag, type=kind, default=None, metavar=key.split(".")[1].upper(), help=text)
-    lr_find.add_argument("--bidirectional", action="store_true", default=None, help="read sequences both ways")
-    lr_find.add_argument("--config", type=Path, help="YAML file with data/model/train sections")
-    lr_find.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                         help="override any config key (repeatable)")
+    _add_run_flags(lr_find)
     lr_find.add_argument("--out", type=Path, default=Path("runs/lr-find"),
                          help="folder for lr_find.png and lr_find.json (default runs/lr-find)")
     lr_find.add_argument("--min-lr", type=float, default=1e-6, help="first rate tried (default 1e-6)")
