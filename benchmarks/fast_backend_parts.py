@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqlab.kernels import cpu_kernels as K
-from seqlab.kernels import fast_rnn
+from seqlab.kernels import dispatch, drivers
 from seqlab.kernels.policy import DEFAULT_POLICY
 
 
@@ -82,7 +82,7 @@ def padded_product(repeats: int) -> None:
     T, B, F, H = 250, 64, 90, 128
     for G, mode in ((3, "gru"), (4, "lstm")):
         dA, w = torch.randn(T * B, G * H), torch.randn(G * H, F)
-        results = timed({"as_is": lambda: dA @ w, "padded": lambda: fast_rnn._product_padded(dA, w)}, repeats)
+        results = timed({"as_is": lambda: dA @ w, "padded": lambda: drivers._product_padded(dA, w)}, repeats)
         print(f"case=dx_{mode}_F{F} as_is_ms={results['as_is'] * 1e3:.2f} padded_ms={results['padded'] * 1e3:.2f} "
               f"speedup={results['as_is'] / results['padded']:.2f}", flush=True)
 
@@ -94,14 +94,14 @@ def training_steps(repeats: int) -> None:
     in_the_loop = replace(DEFAULT_POLICY, lstm_handover_macs=1 << 62)
 
     def step_loop():
-        fast_rnn.fast_forward(module, x, policy=in_the_loop)[0].sum().backward()
+        dispatch.fast_forward(module, x, policy=in_the_loop)[0].sum().backward()
 
     for cls, B, T, F, H in cases:
         torch.manual_seed(0)
         module = cls(F, H, batch_first=True)
         x = torch.randn(B, T, F, requires_grad=True)
         fns = {"torch": lambda: module(x)[0].sum().backward(),
-               "seqlab": lambda: fast_rnn.fast_forward(module, x)[0].sum().backward()}
+               "seqlab": lambda: dispatch.fast_forward(module, x)[0].sum().backward()}
         handed_over = (cls is nn.LSTM and B * 4 * H * H >= handover
                        and not DEFAULT_POLICY.use_parts("lstm", B, T, H))
         if handed_over:
@@ -131,8 +131,8 @@ def variable_lengths(repeats: int) -> None:
             pad_packed_sequence(module(packed)[0], batch_first=True, total_length=T)[0].sum().backward()
 
         results = timed({"torch": run_torch,
-                         "seqlab": lambda: fast_rnn.fast_forward(module, x, lengths)[0].sum().backward(),
-                         "seqlab_full": lambda: fast_rnn.fast_forward(module, x)[0].sum().backward()}, repeats)
+                         "seqlab": lambda: dispatch.fast_forward(module, x, lengths)[0].sum().backward(),
+                         "seqlab_full": lambda: dispatch.fast_forward(module, x)[0].sum().backward()}, repeats)
         print(f"case={cls.__name__.lower()}_train_lengths_B{B}_T{T}_F{F}_H{H} torch_ms={results['torch'] * 1e3:.1f} "
               f"seqlab_ms={results['seqlab'] * 1e3:.1f} speedup={results['torch'] / results['seqlab']:.2f} "
               f"seqlab_full_length_ms={results['seqlab_full'] * 1e3:.1f}", flush=True)
@@ -145,10 +145,10 @@ def parts(repeats: int) -> None:
 
     def run(module, x, policy, train):
         if train:
-            fast_rnn.fast_forward(module, x, policy=policy)[0].sum().backward()
+            dispatch.fast_forward(module, x, policy=policy)[0].sum().backward()
         else:
             with torch.no_grad():
-                fast_rnn.fast_forward(module, x, policy=policy)
+                dispatch.fast_forward(module, x, policy=policy)
 
     def run_torch(module, x, train):
         if train:

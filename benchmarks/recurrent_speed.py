@@ -25,7 +25,7 @@ import time
 import torch
 from torch import nn
 
-from seqlab.kernels.fast_rnn import fast_forward
+from seqlab.kernels.dispatch import fast_forward
 
 GATES = {nn.RNN: 1, nn.GRU: 3, nn.LSTM: 4}
 LARGE = (64, 250, 90, 128)

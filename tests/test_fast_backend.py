@@ -11,8 +11,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from conftest import run_cli
-from seqlab.kernels import buffers, fast_rnn, parallel
-from seqlab.kernels.policy import DEFAULT_POLICY, KernelPolicy, part_bounds
+from seqlab.kernels import buffers, dispatch, drivers, parallel
+from seqlab.kernels.policy import DEFAULT_POLICY, KernelPolicy, part_bounds, use_policy
 from seqlab.models import build_model
 
 
@@ -54,7 +54,7 @@ def test_only_the_gradients_asked_for_are_computed(monkeypatch):
         module = cls(6, 9, batch_first=True)
         module.weight_ih_l0.requires_grad_(False)
         x = torch.randn(4, 5, 6)  # data: no gradient wanted
-        out, _ = fast_rnn.fast_forward(module, x, policy=python_loop)
+        out, _ = dispatch.fast_forward(module, x, policy=python_loop)
         out_ref, _ = module(x)
         g = torch.randn_like(out)
         wanted = [module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0]
@@ -64,13 +64,13 @@ def test_only_the_gradients_asked_for_are_computed(monkeypatch):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     # dL/dx is one product; it is computed when x requires grad and skipped when it does not
     calls = []
-    original = fast_rnn._product_padded
-    monkeypatch.setattr(fast_rnn, "_product_padded", lambda a, b: calls.append(1) or original(a, b))
+    original = drivers._product_padded
+    monkeypatch.setattr(drivers, "_product_padded", lambda a, b: calls.append(1) or original(a, b))
     module = nn.GRU(6, 9, batch_first=True)
     for requires in (True, False):
         calls.clear()
         x = torch.randn(4, 5, 6, requires_grad=requires)
-        fast_rnn.fast_forward(module, x, policy=python_loop)[0].sum().backward()
+        dispatch.fast_forward(module, x, policy=python_loop)[0].sum().backward()
         assert len(calls) == (1 if requires else 0)
 
 
@@ -88,7 +88,7 @@ def test_full_length_lstm_training_is_handed_to_torch_from_the_handover_size(mon
     for batch, lengths, handed_over in cases:
         calls.clear()
         x = torch.randn(batch, 6, 3, requires_grad=True)
-        out, _ = fast_rnn.fast_forward(module, x, lengths, policy=policy)
+        out, _ = dispatch.fast_forward(module, x, lengths, policy=policy)
         assert bool(calls) == handed_over, (batch, lengths)
         calls.clear()
         out_ref, _ = _torch_reference(module, x, lengths, None)
@@ -105,7 +105,7 @@ def test_fast_path_at_benchmark_size_matches_torch():
     module = nn.GRU(90, 128, batch_first=True)
     x = torch.randn(16, 60, 90, requires_grad=True)
     out_ref, _ = module(x)
-    out, _ = fast_rnn.fast_forward(module, x)
+    out, _ = dispatch.fast_forward(module, x)
     torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-5)
     g = torch.randn_like(out)
     ref = torch.autograd.grad((out_ref * g).sum(), [x, module.weight_hh_l0])
@@ -131,9 +131,9 @@ def test_parts_match_torch_at_larger_sizes(cls, monkeypatch):
     c0 = torch.randn(4, B, 32, requires_grad=True)
     state = (h0, c0) if cls is nn.LSTM else h0
     calls = []
-    original = fast_rnn._Parts.apply
-    monkeypatch.setattr(fast_rnn._Parts, "apply", lambda *a: calls.append(1) or original(*a))
-    out, fin = fast_rnn.fast_forward(module, x, lengths, state, policy=policy)
+    original = drivers._Parts.apply
+    monkeypatch.setattr(drivers._Parts, "apply", lambda *a: calls.append(1) or original(*a))
+    out, fin = dispatch.fast_forward(module, x, lengths, state, policy=policy)
     assert len(calls) == 4  # two layers, two directions
     out_ref, fin_ref = _torch_reference(module, x, lengths, state)
     inputs = [x, h0] + ([c0] if cls is nn.LSTM else []) + list(module.parameters())
@@ -174,7 +174,7 @@ def test_second_derivatives_are_refused(driver, monkeypatch):
     """The backward pass runs outside autograd, so differentiating it again is an error, not silent zeros."""
     module = nn.GRU(3, 8, batch_first=True)
     x = torch.randn(6, 4, 3, requires_grad=True)
-    out = fast_rnn.fast_forward(module, x, policy=driver_policy(driver))[0]
+    out = dispatch.fast_forward(module, x, policy=driver_policy(driver))[0]
     (g,) = torch.autograd.grad(out.square().sum(), [x], create_graph=True)
     with pytest.raises(RuntimeError, match="marked with @once_differentiable"):
         g.sum().backward()
@@ -203,11 +203,11 @@ def test_parts_keep_their_arrays_for_a_second_backward(monkeypatch):
     for cls in (nn.GRU, nn.LSTM):
         module = cls(6, 16, batch_first=True)
         x = torch.randn(9, 11, 6, requires_grad=True)
-        loss = fast_rnn.fast_forward(module, x, policy=policy)[0].square().sum()
+        loss = dispatch.fast_forward(module, x, policy=policy)[0].square().sum()
         first = torch.autograd.grad(loss, [x, module.weight_hh_l0], retain_graph=True)
         for _ in range(2):  # other steps that would take idle arrays of the same sizes
             other = torch.randn(9, 11, 6, requires_grad=True)
-            fast_rnn.fast_forward(module, other, policy=policy)[0].sum().backward()
+            dispatch.fast_forward(module, other, policy=policy)[0].sum().backward()
         second = torch.autograd.grad(loss, [x, module.weight_hh_l0])
         for a, b in zip(first, second):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
@@ -237,8 +237,8 @@ def test_buffers_hand_out_an_array_again_only_when_it_is_idle(monkeypatch):
 def test_unsupported_inputs_fall_back_to_torch():
     module = nn.LSTM(3, 6, proj_size=2, batch_first=True)
     x = torch.randn(2, 4, 3)
-    assert "proj_size" in fast_rnn.supports(module, x)
-    assert "float32" in fast_rnn.supports(nn.GRU(3, 4).double(), x.double())
+    assert "proj_size" in dispatch.supports(module, x)
+    assert "float32" in dispatch.supports(nn.GRU(3, 4).double(), x.double())
     model = build_model("lstm", 3, 2, hidden_size=6, proj_size=2, backend="fast")
     reference = build_model("lstm", 3, 2, hidden_size=6, proj_size=2)
     reference.load_state_dict(model.state_dict())
@@ -261,7 +261,7 @@ def test_bad_input_is_a_clear_error(bad, message):
     module = nn.GRU(3, 6, batch_first=True)
     args = {"x": torch.randn(2, 4, 3), "lengths": None, "state": None} | bad
     with pytest.raises(ValueError, match=message):
-        fast_rnn.fast_forward(module, args["x"], args["lengths"], args["state"])
+        dispatch.fast_forward(module, args["x"], args["lengths"], args["state"])
 
 
 @pytest.mark.parametrize("name", ["rnn", "gru", "lstm", "bigru", "bilstm"])
@@ -278,16 +278,16 @@ def test_zoo_models_give_the_same_numbers_on_both_backends(name):
 def test_fast_backend_trains_digits_to_the_same_accuracy(tmp_path, capsys, monkeypatch):
     """Batches of 64 with H=128 train in parts (two threads, even on one core); the smaller last batch
     of an epoch runs in the step loop."""
-    monkeypatch.setattr(parallel, "workers", lambda: 2)
     calls = []
-    original = fast_rnn._Parts.apply
-    monkeypatch.setattr(fast_rnn._Parts, "apply", lambda *a: calls.append(1) or original(*a))
+    original = drivers._Parts.apply
+    monkeypatch.setattr(drivers._Parts, "apply", lambda *a: calls.append(1) or original(*a))
     accuracies = {}
     for backend in ("torch", "fast"):
         out = tmp_path / backend
-        status, _, err = run_cli(capsys, "train", "--data", "digits", "--model", "gru", "--epochs", "8",
-                                 "--hidden-size", "128", "--batch-size", "64", "--backend", backend,
-                                 "--quiet", "--out", out)
+        with use_policy(KernelPolicy(workers=2)):  # the default thresholds
+            status, _, err = run_cli(capsys, "train", "--data", "digits", "--model", "gru", "--epochs", "8",
+                                     "--hidden-size", "128", "--batch-size", "64", "--backend", backend,
+                                     "--quiet", "--out", out)
         assert status == 0, err
         accuracies[backend] = json.loads((out / "metrics.json").read_text())["test"]["accuracy"]
         assert f"backend: {backend}" in (out / "config.yaml").read_text()

@@ -201,7 +201,7 @@ def test_ddp_on_two_cpu_processes_writes_once_and_syncs_validation(tmp_path):
 @pytest.mark.parametrize("mode", ["gru", "lstm"])
 def test_fast_backend_under_bf16_autocast_runs_float32_like_torch(mode):
     """Inside bf16-mixed's autocast the fast layers step outside it, in float32: equal to torch.nn in float32."""
-    from seqlab.kernels.fast_rnn import fast_forward
+    from seqlab.kernels.dispatch import fast_forward
 
     torch.manual_seed(0)
     layer = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[mode](8, 16, batch_first=True)

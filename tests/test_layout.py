@@ -24,7 +24,7 @@ def module_graph(root: Path) -> dict[str, set[str]]:
         name = ".".join(path.relative_to(root.parent).with_suffix("").parts)
         files[name.removesuffix(".__init__")] = path
 
-    def owner(name: str) -> str | None:  # seqlab.kernels.fast_rnn.fast_forward -> seqlab.kernels.fast_rnn
+    def owner(name: str) -> str | None:  # seqlab.kernels.dispatch.fast_forward -> seqlab.kernels.dispatch
         while name and name not in files:
             name = name.rpartition(".")[0]
         return name or None

@@ -21,7 +21,7 @@ import pytest
 import torch
 from torch import nn
 
-from seqlab.kernels import fast_rnn, step_kernels
+from seqlab.kernels import dispatch, step_kernels
 from seqlab.models.recurrent import RecurrentEncoder
 from seqlab.models.reset_before import ResetBeforeGRU
 from seqlab.recurrence import CELLS, spec_of
@@ -172,12 +172,12 @@ def test_fast_kernels(cell, layout, driver, training):
     case = oracle(cell, layout)
     if training:
         out, h_n, c_n, grads = run_with_gradients(
-            case, module, lambda x, n, s: fast_rnn.fast_forward(module, x, n, s, policy=policy))
+            case, module, lambda x, n, s: dispatch.fast_forward(module, x, n, s, policy=policy))
         hold_to_oracle(case, out, h_n, c_n, 2e-5, grads)
         return
     x, h0, c0, lengths = torch_inputs(case, torch.float32, grad=False)
     with torch.no_grad():
-        out, state = fast_rnn.fast_forward(module, x, lengths, (h0, c0) if c0 is not None else h0, policy=policy)
+        out, state = dispatch.fast_forward(module, x, lengths, (h0, c0) if c0 is not None else h0, policy=policy)
     assert not out.requires_grad
     hold_to_oracle(case, out, *(state if isinstance(state, tuple) else (state, None)), 2e-5)
 

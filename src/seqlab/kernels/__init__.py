@@ -1,5 +1,5 @@
 """Fast implementations of the recurrences (the ``fast`` backend)."""
 
-from seqlab.kernels.fast_rnn import fast_forward, supports
+from seqlab.kernels.dispatch import fast_forward, supports
 
 __all__ = ["fast_forward", "supports"]

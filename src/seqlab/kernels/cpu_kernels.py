@@ -10,7 +10,7 @@ forward step, so a backward step is one fused pass plus one product.
 
 Three drivers share these step functions: ``*_sequence`` runs the whole
 time loop in compiled code (no per-step Python cost: best for small batches
-and hidden sizes); :mod:`seqlab.kernels.fast_rnn` calls the step functions
+and hidden sizes); :mod:`seqlab.kernels.drivers` calls the step functions
 from Python around ``torch.mm`` (large products, which then use torch's
 BLAS threads); and ``*_part_*`` run a whole layer for a part of the batch,
 several parts at once on threads (large batches; see "Parts" below).

@@ -1,6 +1,6 @@
 """When the fast backend runs what: its dispatch policy, one object.
 
-A layer of the ``fast`` backend (:mod:`seqlab.kernels.fast_rnn`) runs one of
+A layer of the ``fast`` backend (:mod:`seqlab.kernels.dispatch`) runs one of
 four ways: the compiled time loop around numpy's BLAS, a Python time loop
 around ``torch.mm``, the batch cut into parts that run on the cores at once,
 or (full-length LSTM batches) the ``torch.nn`` module itself, where torch
@@ -8,7 +8,7 @@ runs oneDNN's fused kernel. :class:`KernelPolicy` holds the thresholds that
 choose, each default beside the measurement it comes from, and the part
 sizes. :func:`current_policy` is the one in force; :func:`use_policy` sets
 another for a block (tests force each driver that way), and
-:func:`seqlab.kernels.fast_rnn.fast_forward` takes one as an argument.
+:func:`seqlab.kernels.dispatch.fast_forward` takes one as an argument.
 
 Symbols: B batch, T steps, H hidden size, G gates.
 """

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seqlab.kernels import fast_rnn
+from seqlab.kernels import dispatch
 from seqlab.models.pooling import AdditiveAttention, masked_mean, step_mask
 from seqlab.models.registry import register_model
 from seqlab.models.reset_before import ResetBeforeGRU
@@ -131,12 +131,12 @@ class RecurrentEncoder(nn.Module):
             check_unbatched(x, self.input_size)
             outputs, final, state = self(x.unsqueeze(0), None, _map_state(state, lambda s: s.unsqueeze(1)))
             return outputs[0], final[0], _map_state(state, lambda s: s[:, 0])  # (T, M), (M,)
-        fast_rnn.check_sequence(x, lengths, self.input_size)
+        dispatch.check_sequence(x, lengths, self.input_size)
         batch, steps, _ = x.shape
         if self.backend == "fast" and not self.reset_after:  # switched after construction (seqlab profile)
             raise ValueError(NO_FAST_RESET_BEFORE)
-        if self.backend == "fast" and fast_rnn.supports(self.rnn, x) is None:
-            outputs, state = fast_rnn.fast_forward(self.rnn, x, lengths, state)  # (B, T, D*P)
+        if self.backend == "fast" and dispatch.supports(self.rnn, x) is None:
+            outputs, state = dispatch.fast_forward(self.rnn, x, lengths, state)  # (B, T, D*P)
         elif not self.reset_after:  # masks padded steps itself (and exports as ONNX GRU nodes)
             outputs, state = self.rnn.forward_padded(x, lengths, state)  # (B, T, D*H)
         elif lengths is None or int(lengths.min()) == steps:  # a full batch needs no packing
